@@ -1,0 +1,58 @@
+# mgdiary: `make run` serves the API with a demo study; `make test` runs the suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# Which database `make test` uses: the embedded SQLite by default; set a PostgreSQL URL to use it.
+MGDIARY_TEST_DATABASE_URL ?=
+export MGDIARY_TEST_DATABASE_URL
+
+.PHONY: install run test check lint typecheck openapi openapi-check migrations-check demo bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Migrate the embedded SQLite database, load the demo study, serve on $(HOST):$(PORT).
+run: $(STAMP)
+	$(BIN)/mgdiary migrate
+	$(BIN)/mgdiary demo --base-url http://$(HOST):$(PORT)
+	$(BIN)/mgdiary serve --no-migrate --host $(HOST) --port $(PORT)
+
+## The test suite (SQLite unless MGDIARY_TEST_DATABASE_URL names a PostgreSQL database).
+test: $(STAMP)
+	$(BIN)/pytest
+
+## Lint, types, OpenAPI drift and migration drift.
+check: lint typecheck openapi-check migrations-check
+
+lint: $(STAMP)
+	$(BIN)/ruff check app tests migrations bench
+	$(BIN)/ruff format --check app tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+openapi: $(STAMP)
+	$(BIN)/mgdiary openapi
+
+openapi-check: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider tests/test_openapi.py
+
+## `alembic upgrade head` then `alembic check` on a scratch SQLite database.
+migrations-check: $(STAMP)
+	rm -f var/migrations-check.sqlite3
+	MGDIARY_DATABASE_URL=sqlite:///$(CURDIR)/var/migrations-check.sqlite3 $(BIN)/alembic upgrade head
+	MGDIARY_DATABASE_URL=sqlite:///$(CURDIR)/var/migrations-check.sqlite3 $(BIN)/alembic check
+
+demo: $(STAMP)
+	$(BIN)/mgdiary demo
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,3 @@
+"""mgdiary: patient symptom diaries for clinical trials in refractory myasthenia gravis."""
+
+__version__ = "0.1.0"

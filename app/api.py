@@ -1,0 +1,44 @@
+"""Mounts every domain router: ``/app/v1`` behind participant auth, ``/portal/v1`` behind staff
+auth, and the explicit public list (health, token exchange)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from app.audit import router as audit_router
+from app.auth.deps import get_current_staff, get_participant_principal
+from app.core import health
+from app.core.responses import AUTHENTICATED, errors
+from app.core.routing import StrictRoute
+from app.participants import router as participants_router
+from app.studies import router as studies_router
+
+APP_PREFIX = "/app/v1"
+PORTAL_PREFIX = "/portal/v1"
+AUTH_PREFIX = "/auth/v1"
+
+#: Routes that answer without a bearer token. A test walks every route against this list.
+PUBLIC_PATHS = frozenset({
+    "/healthz", "/readyz", f"{AUTH_PREFIX}/activate", f"{AUTH_PREFIX}/refresh",
+})
+
+
+def build_router() -> APIRouter:
+    root = APIRouter(route_class=StrictRoute)
+    root.include_router(health.router)
+    root.include_router(participants_router.auth_router, prefix=AUTH_PREFIX)
+
+    app_api = APIRouter(prefix=APP_PREFIX, route_class=StrictRoute,
+                        dependencies=[Depends(get_participant_principal)],
+                        responses=AUTHENTICATED)
+    app_api.include_router(participants_router.app_router)
+    root.include_router(app_api)
+
+    portal_api = APIRouter(prefix=PORTAL_PREFIX, route_class=StrictRoute,
+                           dependencies=[Depends(get_current_staff)],
+                           responses={**AUTHENTICATED, **errors(400)})
+    portal_api.include_router(studies_router.portal_router)
+    portal_api.include_router(participants_router.portal_router)
+    portal_api.include_router(audit_router.portal_router)
+    root.include_router(portal_api)
+    return root

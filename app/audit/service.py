@@ -1,0 +1,109 @@
+"""Writing and reading the audit trail. Writes join the caller's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
+
+from app.audit.models import AuditEvent
+from app.core.requestid import current_request_id
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who made a change: a participant, a staff member or the system (CLI, worker)."""
+
+    type: str
+    id: str
+    role: str
+
+
+SYSTEM = Actor(type="system", id="mgdiary", role="system")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def diff(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any]:
+    """Field-level changes ``{field: {"before": x, "after": y}}`` for the fields that differ."""
+    before = before or {}
+    after = after or {}
+    changes: dict[str, Any] = {}
+    for key in sorted(set(before) | set(after)):
+        old, new = _jsonable(before.get(key)), _jsonable(after.get(key))
+        if old != new:
+            changes[key] = {"before": old, "after": new}
+    return changes
+
+
+def record(
+    session: Session,
+    *,
+    actor: Actor,
+    action: str,
+    entity_type: str,
+    entity_id: uuid.UUID | str,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    reason: str | None = None,
+    study_id: uuid.UUID | None = None,
+    participant_id: uuid.UUID | None = None,
+) -> AuditEvent:
+    event = AuditEvent(
+        actor_type=actor.type,
+        actor_id=actor.id,
+        actor_role=actor.role,
+        action=action,
+        entity_type=entity_type,
+        entity_id=str(entity_id),
+        study_id=study_id,
+        participant_id=participant_id,
+        changes=diff(before, after),
+        reason=reason,
+        request_id=current_request_id(),
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def query(
+    *,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+    participant_id: uuid.UUID | None = None,
+    occurred_from: datetime | None = None,
+    occurred_to: datetime | None = None,
+) -> SelectOfScalar[AuditEvent]:
+    stmt = select(AuditEvent)
+    if entity_type:
+        stmt = stmt.where(AuditEvent.entity_type == entity_type)
+    if entity_id:
+        stmt = stmt.where(AuditEvent.entity_id == entity_id)
+    if participant_id:
+        stmt = stmt.where(AuditEvent.participant_id == participant_id)
+    if occurred_from:
+        stmt = stmt.where(col(AuditEvent.occurred_at) >= occurred_from)
+    if occurred_to:
+        stmt = stmt.where(col(AuditEvent.occurred_at) < occurred_to)
+    return stmt

@@ -1,0 +1,196 @@
+"""Every use of the JWT library lives here, so it can be swapped in one place.
+
+python-jose is permissive by default (any algorithm, ``exp`` and ``aud`` optional) and its
+algorithm-confusion fix is incomplete for DER public keys used as HMAC secrets. So this module:
+
+- pins exactly one algorithm per configured key; the header's ``alg`` must equal it;
+- selects keys by ``kid`` from the configured set only, and never fetches anything a header
+  points at (``jku``, ``x5u``, ``jwk``, ``x5c`` are refused outright);
+- requires ``exp``, ``iat``, ``iss``, ``aud``, ``sub`` and ``typ: at+jwt``, with at most 30 s leeway.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jose import jwk, jwt
+from jose.exceptions import JOSEError
+
+from app.core.config import Settings
+
+APP_AUDIENCE = "mgdiary-app"
+PORTAL_AUDIENCE = "mgdiary-portal"
+TOKEN_TYPE = "at+jwt"
+MAX_TOKEN_LENGTH = 8192
+_KID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "x5t", "crit", "zip", "enc"})
+_ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "ES256", "ES384"})
+
+
+class TokenError(Exception):
+    """A token that must be refused; the message is safe to show to the caller."""
+
+
+@dataclass(frozen=True)
+class VerificationKey:
+    kid: str
+    algorithm: str
+    key: Any
+    issuer: str
+
+
+@dataclass
+class KeyRing:
+    """The keys we sign with and the keys we accept, each pinned to one algorithm."""
+
+    signing: VerificationKey
+    keys: dict[str, VerificationKey] = field(default_factory=dict)
+    default_kid_for_unkeyed: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KeyRing:
+        signing = VerificationKey(kid=settings.jwt_kid, algorithm="HS256",
+                                  key=settings.jwt_secret, issuer=settings.jwt_issuer)
+        ring = cls(signing=signing, keys={signing.kid: signing})
+        for item in settings.jwt_previous_secrets:
+            kid, _, secret = item.partition(":")
+            ring.add(VerificationKey(kid=kid, algorithm="HS256", key=secret,
+                                     issuer=settings.jwt_issuer))
+        if settings.idp_keys_file is not None:
+            if not settings.idp_issuer:
+                raise ValueError("MGDIARY_IDP_ISSUER is required with MGDIARY_IDP_KEYS_FILE")
+            for key in load_public_keys(settings.idp_keys_file, issuer=settings.idp_issuer):
+                ring.add(key)
+            pem_keys = [k for k in ring.keys.values() if k.kid.startswith("pem:")]
+            if len(pem_keys) == 1:
+                ring.default_kid_for_unkeyed = pem_keys[0].kid
+        return ring
+
+    def add(self, key: VerificationKey) -> None:
+        if key.kid in self.keys:
+            raise ValueError(f"duplicate key id {key.kid!r}")
+        self.keys[key.kid] = key
+
+
+def _algorithm_for(key_type: str, declared: str | None, curve: str | None = None) -> str:
+    if declared:
+        if declared not in _ASYMMETRIC_ALGORITHMS:
+            raise ValueError(f"unsupported identity-provider algorithm {declared!r}")
+        return declared
+    if key_type == "RSA":
+        return "RS256"
+    if key_type == "EC":
+        return {"P-256": "ES256", "P-384": "ES384"}.get(curve or "P-256", "ES256")
+    raise ValueError(f"unsupported identity-provider key type {key_type!r}")
+
+
+def load_public_keys(path: Path, *, issuer: str) -> list[VerificationKey]:
+    """Public keys from a JWKS JSON file (each key with a ``kid``) or a single PEM file."""
+    text = path.read_text()
+    if text.lstrip().startswith("{"):
+        document = json.loads(text)
+        keys = []
+        for entry in document.get("keys", []):
+            if entry.get("use", "sig") != "sig":
+                continue
+            kid = entry.get("kid")
+            if not isinstance(kid, str) or not _KID.match(kid):
+                raise ValueError("every JWKS key needs a simple 'kid'")
+            if "d" in entry:
+                raise ValueError("the JWKS file holds a private key; give public keys only")
+            algorithm = _algorithm_for(entry.get("kty", ""), entry.get("alg"), entry.get("crv"))
+            jwk.construct(entry, algorithm)  # fail at start-up, not at the first request
+            keys.append(VerificationKey(kid=kid, algorithm=algorithm, key=entry, issuer=issuer))
+        if not keys:
+            raise ValueError(f"no signing keys in {path}")
+        return keys
+    if "PRIVATE KEY" in text:
+        raise ValueError("the identity-provider key file holds a private key")
+    for algorithm in ("RS256", "ES256"):
+        try:
+            jwk.construct(text, algorithm)
+        except (JOSEError, ValueError, TypeError):
+            continue
+        return [VerificationKey(kid="pem:idp", algorithm=algorithm, key=text, issuer=issuer)]
+    raise ValueError(f"{path} is neither a JWKS file nor an RSA/EC public key in PEM")
+
+
+def issue_token(ring: KeyRing, *, subject: str, audience: str, ttl_seconds: int,
+                claims: dict[str, Any] | None = None, now: float | None = None) -> str:
+    issued = int(now if now is not None else time.time())
+    payload = {
+        **(claims or {}),
+        "sub": subject,
+        "aud": audience,
+        "iss": ring.signing.issuer,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + ttl_seconds,
+        "jti": secrets.token_urlsafe(12),
+    }
+    return jwt.encode(payload, ring.signing.key, algorithm=ring.signing.algorithm,
+                      headers={"kid": ring.signing.kid, "typ": TOKEN_TYPE})
+
+
+def _select_key(ring: KeyRing, header: Any) -> VerificationKey:
+    if not isinstance(header, dict):
+        raise TokenError("malformed token header")
+    if _FORBIDDEN_HEADERS & set(header):
+        raise TokenError("token header carries a key reference that is not accepted")
+    typ = header.get("typ")
+    if not isinstance(typ, str) or typ.lower() not in (TOKEN_TYPE, f"application/{TOKEN_TYPE}"):
+        raise TokenError("token type must be at+jwt")
+    alg = header.get("alg")
+    if not isinstance(alg, str):
+        raise TokenError("token algorithm missing")
+    kid = header.get("kid")
+    if kid is None:
+        if ring.default_kid_for_unkeyed is None:
+            raise TokenError("token key id missing")
+        kid = ring.default_kid_for_unkeyed
+    if not isinstance(kid, str) or not _KID.match(kid) or kid not in ring.keys:
+        raise TokenError("unknown token key id")
+    key = ring.keys[kid]
+    if alg != key.algorithm:
+        raise TokenError("token algorithm does not match its key")
+    return key
+
+
+def verify_token(ring: KeyRing, token: str, *, audience: str, leeway: int = 30) -> dict[str, Any]:
+    """Verify signature and claims; return the claims or raise ``TokenError``."""
+    if not token or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2 or not token.isascii():
+        raise TokenError("malformed token")
+    try:
+        header = jwt.get_unverified_header(token)
+    except (JOSEError, ValueError, TypeError, UnicodeError) as exc:
+        raise TokenError("malformed token") from exc
+    key = _select_key(ring, header)
+    options = {
+        "verify_signature": True, "verify_aud": True, "verify_iss": True, "verify_exp": True,
+        "verify_nbf": True, "verify_iat": True, "require_exp": True, "require_iat": True,
+        "require_aud": True, "require_iss": True, "require_sub": True, "leeway": min(leeway, 30),
+    }
+    try:
+        claims = jwt.decode(token, key.key, algorithms=[key.algorithm], audience=audience,
+                            issuer=key.issuer, options=options)
+    except (JOSEError, ValueError, TypeError, KeyError, UnicodeError) as exc:
+        raise TokenError("token signature or claims are not valid") from exc
+    if not isinstance(claims, dict):
+        raise TokenError("malformed token claims")
+    current = time.time()
+    iat = claims.get("iat")
+    if not isinstance(iat, int | float) or iat > current + min(leeway, 30):
+        raise TokenError("token issued in the future")
+    aud = claims.get("aud")
+    if isinstance(aud, list) and len(aud) != 1:
+        raise TokenError("token must name exactly one audience")
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub or len(sub) > 255:
+        raise TokenError("token subject missing")
+    return claims

@@ -1,0 +1,60 @@
+"""The ASGI application: ``create_app()`` wires settings, database, keys, errors and routes."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
+from sqlalchemy.engine import Engine
+
+from app import __version__
+from app.api import build_router
+from app.auth.tokens import KeyRing
+from app.core.config import Settings, get_settings
+from app.core.db import create_db_engine
+from app.core.errors import install_error_handlers
+from app.core.health import head_revisions
+from app.core.ratelimit import RateLimiter
+from app.core.requestid import RequestIdMiddleware
+
+DESCRIPTION = """Patient symptom diaries for clinical trials of B-cell-depleting therapies in
+refractory myasthenia gravis. Errors are RFC 9457 problem+json."""
+
+
+def operation_id(route: APIRoute) -> str:
+    """Stable operation ids: the route function's name (unique across the service)."""
+    return route.name
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    logging.basicConfig(level=logging.INFO)
+    show_docs = settings.show_docs
+    app = FastAPI(
+        title="mgdiary",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url="/docs" if show_docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if show_docs else None,
+        generate_unique_id_function=operation_id,
+        max_body_size=settings.max_body_bytes,
+    )
+    app.state.settings = settings
+    app.state.engine = engine or create_db_engine(settings)
+    app.state.keyring = KeyRing.from_settings(settings)
+    app.state.auth_limiter = RateLimiter(limit=settings.activation_rate_limit,
+                                         window_seconds=settings.activation_rate_window_seconds)
+    app.state.migration_heads = head_revisions()
+    install_error_handlers(app)
+    app.include_router(build_router())
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST", "PATCH"],
+                           allow_headers=["Authorization", "Content-Type", "X-Request-ID",
+                                          "Idempotency-Key"],
+                           expose_headers=["X-Request-ID", "Retry-After"])
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,12 @@
+"""Imports every table module, so ``SQLModel.metadata`` knows the whole schema (Alembic, tests)."""
+
+from app.audit.models import AuditEvent
+from app.auth.models import ActivationCode, RefreshToken, StaffMembership, StaffUser
+from app.participants.models import Participant
+from app.studies.models import ProtocolVersion, Site, Study
+from app.worker import WorkerHeartbeat
+
+__all__ = [
+    "ActivationCode", "AuditEvent", "Participant", "ProtocolVersion", "RefreshToken", "Site",
+    "StaffMembership", "StaffUser", "Study", "WorkerHeartbeat",
+]

@@ -1,0 +1,45 @@
+"""Dependencies that resolve the calling participant, or a participant a staff member may see."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import Depends
+
+from app.auth.deps import CurrentStaff, ParticipantClaims
+from app.core.db import SessionDep
+from app.core.errors import DomainError, Unauthorized
+from app.participants import activation
+from app.participants import service as participants_service
+from app.participants.models import Participant
+
+
+class ParticipantWithdrawn(DomainError):
+    status_code = 403
+    code = "participant_withdrawn"
+    title = "Participation has ended"
+
+
+def get_current_participant(session: SessionDep, principal: ParticipantClaims) -> Participant:
+    """The participant behind an app token, checked against the database on every request."""
+    participant = session.get(Participant, principal.participant_id)
+    if participant is None:
+        raise Unauthorized("This participant is not known")
+    if principal.family_id is not None and activation.family_revoked(
+            session, family_id=principal.family_id):
+        raise Unauthorized("This session has been revoked; activate the app again")
+    if participant.status == "withdrawn":
+        raise ParticipantWithdrawn("The participant has been withdrawn from the study")
+    return participant
+
+
+def valid_participant(session: SessionDep, staff: CurrentStaff,
+                      participant_id: uuid.UUID) -> Participant:
+    """A participant the calling staff member may read (404 outside their sites)."""
+    return participants_service.get_for_staff(session, principal=staff,
+                                              participant_id=participant_id)
+
+
+CurrentParticipant = Annotated[Participant, Depends(get_current_participant)]
+ValidParticipant = Annotated[Participant, Depends(valid_participant)]

@@ -1,0 +1,284 @@
+"""Protocol definitions: a trial's schedule, dosing, instruments and thresholds as data.
+
+Pure module (no database). A definition is validated here and stored versioned; a version in use
+is never changed. Thresholds that the clinical reference tags as uncertain ([U]) are settings here,
+with the reference's default, so each protocol can state its own.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.core.time import IanaTimeZone
+
+PROTOCOL_SCHEMA_VERSION = 1
+
+Instrument = Literal[
+    "mg_adl", "qmg", "mgc", "mg_qol15r", "mg_qol15", "steps", "corticosteroid",
+    "anti_achr", "anti_musk", "anti_lrp4", "cd19_b_cells", "b_cell_subsets", "car_t_cells", "igg",
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteDefinition(Strict):
+    code: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9._-]+$")
+    name: str = Field(min_length=1, max_length=200)
+    time_zone: IanaTimeZone | None = None
+
+
+class DayWindow(Strict):
+    start_day: int = Field(ge=-365, le=3650)
+    end_day: int = Field(ge=-365, le=3650)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DayWindow:
+        if self.end_day < self.start_day:
+            raise ValueError("end_day must not be before start_day")
+        return self
+
+
+class VisitWindow(Strict):
+    """Calendar days a visit may happen before and after its target day (both inclusive)."""
+
+    before_days: int = Field(default=3, ge=0, le=60)
+    after_days: int = Field(default=3, ge=0, le=60)
+
+
+class VisitSchedule(Strict):
+    """Clinic visits every ``interval_days`` from ``first_day``; ``count`` or ``end_day`` ends it."""
+
+    interval_days: int = Field(default=28, ge=1, le=365)
+    first_day: int = Field(default=0, ge=-365, le=365)
+    count: int | None = Field(default=None, ge=1, le=200)
+    end_day: int | None = Field(default=None, ge=0, le=3650)
+    window: VisitWindow = VisitWindow()
+    screening: DayWindow | None = None
+
+    @model_validator(mode="after")
+    def _one_end(self) -> VisitSchedule:
+        if (self.count is None) == (self.end_day is None):
+            raise ValueError("give exactly one of count or end_day")
+        if self.end_day is not None and self.end_day < self.first_day:
+            raise ValueError("end_day must not be before first_day")
+        if self.screening is not None and self.screening.end_day >= self.first_day:
+            raise ValueError("the screening window must end before the first visit")
+        return self
+
+    def visit_days(self) -> list[int]:
+        """Target days of the clinic visits, relative to day 0."""
+        if self.count is not None:
+            return [self.first_day + i * self.interval_days for i in range(self.count)]
+        assert self.end_day is not None
+        return list(range(self.first_day, self.end_day + 1, self.interval_days))
+
+
+class InfusionCycle(Strict):
+    cycle: int = Field(ge=1, le=100)
+    start_day: int = Field(ge=0, le=3650)
+    duration_days: int = Field(ge=1, le=120)
+    dose: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    unit: str | None = Field(default=None, max_length=40)
+
+    @property
+    def end_day(self) -> int:
+        return self.start_day + self.duration_days - 1
+
+
+class ContinuousInfusionCycles(Strict):
+    pattern: Literal["continuous_infusion_cycles"] = "continuous_infusion_cycles"
+    product: str = Field(min_length=1, max_length=120)
+    cycles: list[InfusionCycle] = Field(min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _sequential(self) -> ContinuousInfusionCycles:
+        for i, (prev, nxt) in enumerate(zip(self.cycles, self.cycles[1:], strict=False), 2):
+            if nxt.cycle != i or prev.cycle != i - 1:
+                raise ValueError("cycles must be numbered 1, 2, 3 ... in order")
+            if nxt.start_day <= prev.end_day:
+                raise ValueError(f"cycle {nxt.cycle} starts before cycle {prev.cycle} ends")
+        if self.cycles[0].cycle != 1:
+            raise ValueError("cycles must be numbered 1, 2, 3 ... in order")
+        return self
+
+    def administration_days(self) -> list[int]:
+        return [c.start_day for c in self.cycles]
+
+
+class SingleInfusion(Strict):
+    pattern: Literal["single_infusion"] = "single_infusion"
+    product: str = Field(min_length=1, max_length=120)
+    day: int = Field(default=0, ge=0, le=365)
+
+    def administration_days(self) -> list[int]:
+        return [self.day]
+
+
+class RepeatedDoses(Strict):
+    """``count`` doses every ``interval_days`` from ``first_day``; the period ends on ``period_end_day``."""
+
+    pattern: Literal["repeated_doses"] = "repeated_doses"
+    product: str = Field(min_length=1, max_length=120)
+    interval_days: int = Field(ge=1, le=365)
+    count: int = Field(ge=1, le=500)
+    first_day: int = Field(default=0, ge=0, le=365)
+    period_end_day: int | None = Field(default=None, ge=0, le=3650)
+    route: str | None = Field(default=None, max_length=40)
+
+    @model_validator(mode="after")
+    def _fits(self) -> RepeatedDoses:
+        last = self.first_day + (self.count - 1) * self.interval_days
+        if self.period_end_day is not None and last > self.period_end_day:
+            raise ValueError(f"the last dose (day {last}) falls after period_end_day")
+        return self
+
+    def administration_days(self) -> list[int]:
+        return [self.first_day + i * self.interval_days for i in range(self.count)]
+
+
+Dosing = Annotated[
+    ContinuousInfusionCycles | SingleInfusion | RepeatedDoses, Field(discriminator="pattern")
+]
+
+
+class DoseLevel(Strict):
+    code: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9._-]+$")
+    label: str = Field(min_length=1, max_length=200)
+    dose: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    unit: str | None = Field(default=None, max_length=40)
+
+
+class InstrumentPlan(Strict):
+    instrument: Instrument
+    source: Literal["diary", "clinic", "lab", "wearable"]
+    #: ``every_visit`` for clinic data; ``daily`` / ``weekly`` for the diary; ``monthly`` for labs.
+    when: Literal["every_visit", "daily", "weekly", "monthly", "baseline_and_end"] = "every_visit"
+
+
+class DiaryPlan(Strict):
+    mg_adl_every_days: int = Field(default=7, ge=1, le=28)
+    #: MG-ADL recall period; MDCalc advises the same window each time (instruments.md 1.1).
+    recall_period_days: int = Field(default=7, ge=1, le=30)
+    daily_symptoms: bool = True
+    medications: bool = True
+    steps: bool = False
+    #: An entry received this long after it was recorded is flagged ``late``.
+    late_after_hours: int = Field(default=72, ge=1, le=24 * 60)
+
+
+class BaselineRule(Strict):
+    """Default: the last value on or before day 0 within the screening window (issue 4)."""
+
+    kind: Literal["last_on_or_before_day0", "mean_of_screening"] = "last_on_or_before_day0"
+    lookback_days: int = Field(default=28, ge=0, le=365)
+
+
+class OcularShareRule(Strict):
+    """Ocular items' share of MG-ADL (instruments.md 1.4): ``share < max`` or ``<=`` if inclusive."""
+
+    max_share: float = Field(default=0.5, gt=0, le=1, allow_inf_nan=False)
+    inclusive: bool = False
+
+
+class EfficacyThresholds(Strict):
+    """Responder, MSE and worsening settings (instruments.md 1.5-1.7)."""
+
+    mg_adl_improvement_delta: int = Field(default=2, ge=1, le=24)  # 1.5 [C]
+    qmg_improvement_delta: int = Field(default=3, ge=1, le=39)  # 2 / issue 4 [U baseline-dep.]
+    mgc_improvement_delta: int = Field(default=3, ge=1, le=50)
+    sustained_response_weeks: int = Field(default=4, ge=1, le=52)  # 1.5 ADAPT [C]
+    mse_max_mg_adl: int = Field(default=1, ge=0, le=24)  # 1.6 [C]
+    mse_persistence_days: int = Field(default=0, ge=0, le=365)  # 1.6: per protocol
+    worsening_delta: int = Field(default=2, ge=1, le=24)  # 1.7 [U]: setting
+    worsening_confirmations: int = Field(default=2, ge=1, le=5)
+    ocular_share: OcularShareRule = OcularShareRule()
+
+
+class RiskWindow(Strict):
+    """Days after an administration when a fever is read as possible CRS with higher priority."""
+
+    after: Literal["each_administration", "first_administration", "dose_step_up"]
+    start_day: int = Field(default=0, ge=0, le=60)
+    end_day: int = Field(ge=0, le=120)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RiskWindow:
+        if self.end_day < self.start_day:
+            raise ValueError("end_day must not be before start_day")
+        return self
+
+
+class SafetySettings(Strict):
+    fever_threshold_c: float = Field(default=38.0, ge=37.0, le=40.0, allow_inf_nan=False)
+    spo2_min_percent: int = Field(default=92, ge=80, le=99)
+    hypotension_systolic_mmhg: int = Field(default=90, ge=60, le=120)
+    tachycardia_bpm: int = Field(default=100, ge=80, le=160)
+    risk_windows: list[RiskWindow] = Field(default_factory=list, max_length=20)
+    dlt_observation_days: int | None = Field(default=None, ge=1, le=365)
+    ae_grading: Literal["ctcae_v5"] = "ctcae_v5"
+    ae_follow_up_days: int | None = Field(default=None, ge=1, le=3650)
+    signal_dedup_hours: int = Field(default=24, ge=1, le=24 * 14)
+
+
+class Washout(Strict):
+    therapy: str = Field(min_length=1, max_length=120)
+    min_days: int = Field(ge=1, le=3650)
+
+
+class Eligibility(Strict):
+    """Screening thresholds as registered; shown to investigators, not enforced automatically."""
+
+    age_min: int | None = Field(default=None, ge=0, le=120)
+    age_max: int | None = Field(default=None, ge=0, le=120)
+    mgfa_classes: list[str] = Field(default_factory=list, max_length=20)
+    antibodies_any_of: list[Literal["anti_achr", "anti_musk", "anti_lrp4"]] = Field(
+        default_factory=list
+    )
+    mg_adl_min: int | None = Field(default=None, ge=0, le=24)
+    qmg_min: int | None = Field(default=None, ge=0, le=39)
+    score_rule: Literal["mg_adl", "qmg", "mg_adl_or_qmg", "mg_adl_and_qmg"] | None = None
+    ocular_share: OcularShareRule | None = None
+
+
+class ProtocolDefinition(Strict):
+    """Everything about a trial the service needs, in one document."""
+
+    schema_version: Literal[1] = PROTOCOL_SCHEMA_VERSION
+    registry_id: str | None = Field(default=None, max_length=40)
+    title: str = Field(min_length=1, max_length=300)
+    time_zone: IanaTimeZone
+    sites: list[SiteDefinition] = Field(min_length=1, max_length=500)
+    day0_event: Literal["first_administration", "enrolment", "set_by_investigator"] = (
+        "first_administration"
+    )
+    visits: VisitSchedule
+    dosing: Dosing
+    dose_levels: list[DoseLevel] = Field(default_factory=list, max_length=50)
+    instruments: list[InstrumentPlan] = Field(min_length=1, max_length=50)
+    diary: DiaryPlan = DiaryPlan()
+    baseline: BaselineRule = BaselineRule()
+    efficacy: EfficacyThresholds = EfficacyThresholds()
+    safety: SafetySettings = SafetySettings()
+    washouts: list[Washout] = Field(default_factory=list, max_length=50)
+    eligibility: Eligibility = Eligibility()
+    follow_up_end_day: int = Field(ge=0, le=3650)
+    notes: list[str] = Field(default_factory=list, max_length=50)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ProtocolDefinition:
+        codes = [s.code for s in self.sites]
+        if len(set(codes)) != len(codes):
+            raise ValueError("site codes must be unique")
+        levels = [d.code for d in self.dose_levels]
+        if len(set(levels)) != len(levels):
+            raise ValueError("dose level codes must be unique")
+        if self.visits.visit_days()[-1] > self.follow_up_end_day:
+            raise ValueError("the last visit falls after follow_up_end_day")
+        return self
+
+    def administration_days(self) -> list[int]:
+        return self.dosing.administration_days()

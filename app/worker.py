@@ -1,0 +1,73 @@
+"""The background worker: runs periodic jobs and records a heartbeat operators can check.
+
+Runs as ``mgdiary worker``, or as a thread inside ``mgdiary serve`` unless
+``MGDIARY_INPROCESS_WORKER=false``. Jobs are plain functions taking a session; each job's run is
+its own transaction, so one failing job never blocks the others. Webhook delivery and the
+missed-visit sweep register here as they land.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, Session, SQLModel
+
+from app.core.models import UTCDateTime, utcnow
+
+logger = logging.getLogger("mgdiary.worker")
+
+Job = Callable[[Session], int]
+JOBS: dict[str, Job] = {}
+
+
+class WorkerHeartbeat(SQLModel, table=True):
+    __tablename__ = "worker_heartbeat"
+
+    name: str = Field(primary_key=True, max_length=200)
+    started_at: datetime = Field(sa_type=UTCDateTime(), nullable=False)
+    last_seen_at: datetime = Field(sa_type=UTCDateTime(), nullable=False)
+    jobs_run: int = Field(default=0)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def run_once(engine: Engine, *, name: str, started_at: datetime) -> int:
+    """Run every registered job once, then beat. Returns the number of items the jobs handled."""
+    handled = 0
+    for job_name, job in JOBS.items():
+        try:
+            with Session(engine) as session:
+                handled += job(session)
+                session.commit()
+        except Exception:
+            logger.exception("worker job %s failed; it runs again next cycle", job_name)
+    with Session(engine) as session:
+        beat = session.get(WorkerHeartbeat, name)
+        if beat is None:
+            beat = WorkerHeartbeat(name=name, started_at=started_at, last_seen_at=utcnow())
+        beat.last_seen_at = utcnow()
+        beat.jobs_run += 1
+        session.add(beat)
+        session.commit()
+    return handled
+
+
+def run_forever(engine: Engine, *, poll_seconds: float, stop: threading.Event) -> None:
+    name = worker_name()
+    started_at = utcnow()
+    logger.info("worker %s started with jobs: %s", name, ", ".join(JOBS) or "(none)")
+    while not stop.is_set():
+        try:
+            run_once(engine, name=name, started_at=started_at)
+        except Exception:
+            logger.exception("worker cycle failed; retrying after %.1f s", poll_seconds)
+        stop.wait(poll_seconds)
+    logger.info("worker %s stopped", name)

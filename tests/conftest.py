@@ -1,0 +1,118 @@
+"""Test database and client.
+
+The schema is built once per run by ``alembic upgrade head`` on the database named by
+``MGDIARY_TEST_DATABASE_URL`` (default: a fresh SQLite file). Each test runs inside a transaction
+that is rolled back; each request gets its own session joined to it with SAVEPOINTs
+("joining a Session into an external transaction").
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+_TMP = Path(tempfile.mkdtemp(prefix="mgdiary-test-"))
+TEST_DATABASE_URL = os.environ.get("MGDIARY_TEST_DATABASE_URL") or (
+    f"sqlite:///{_TMP / 'test.sqlite3'}"
+)
+os.environ.update({
+    "MGDIARY_ENV": "development",
+    "MGDIARY_DATABASE_URL": TEST_DATABASE_URL,
+    "MGDIARY_JWT_SECRET": "test-secret-for-the-mgdiary-suite-0123456789abcdef",
+    "MGDIARY_INPROCESS_WORKER": "false",
+})
+
+import pytest  # noqa: E402
+from alembic import command  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+from sqlalchemy.engine import Connection, Engine  # noqa: E402
+from sqlmodel import Session  # noqa: E402
+
+from app.core.config import get_settings  # noqa: E402
+from app.core.db import create_db_engine, get_session  # noqa: E402
+from app.core.health import alembic_config  # noqa: E402
+from app.main import create_app  # noqa: E402
+
+IS_POSTGRES = TEST_DATABASE_URL.startswith("postgresql")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    skip = pytest.mark.skip(reason="needs PostgreSQL (set MGDIARY_TEST_DATABASE_URL)")
+    for item in items:
+        if "postgres_only" in item.keywords and not IS_POSTGRES:
+            item.add_marker(skip)
+
+
+def reset_database(engine: Engine) -> None:
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+
+
+def upgrade(engine: Engine) -> None:
+    config = alembic_config(TEST_DATABASE_URL)
+    config.attributes["skip_logging"] = True
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Engine]:
+    get_settings.cache_clear()
+    engine = create_db_engine(get_settings(), url=TEST_DATABASE_URL)
+    reset_database(engine)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def app(engine: Engine) -> FastAPI:
+    return create_app(get_settings(), engine=engine)
+
+
+@pytest.fixture
+def connection(engine: Engine) -> Iterator[Connection]:
+    conn = engine.connect()
+    trans = conn.begin()
+    try:
+        yield conn
+    finally:
+        if trans.is_active:
+            trans.rollback()
+        conn.close()
+
+
+@pytest.fixture
+def session(connection: Connection) -> Iterator[Session]:
+    with Session(bind=connection, join_transaction_mode="create_savepoint",
+                 expire_on_commit=False) as s:
+        yield s
+
+
+@pytest.fixture
+def client(app: FastAPI, connection: Connection, session: Session) -> Iterator[TestClient]:
+    def override() -> Iterator[Session]:
+        session.flush()
+        with Session(bind=connection, join_transaction_mode="create_savepoint",
+                     expire_on_commit=False) as request_session:
+            try:
+                yield request_session
+            except BaseException:
+                request_session.rollback()
+                raise
+            else:
+                request_session.commit()
+
+    app.dependency_overrides[get_session] = override
+    app.state.auth_limiter.reset()
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+    app.dependency_overrides.clear()
+    session.expire_all()
