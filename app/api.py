@@ -18,9 +18,14 @@ PORTAL_PREFIX = "/portal/v1"
 AUTH_PREFIX = "/auth/v1"
 
 #: Routes that answer without a bearer token. A test walks every route against this list.
-PUBLIC_PATHS = frozenset({
-    "/healthz", "/readyz", f"{AUTH_PREFIX}/activate", f"{AUTH_PREFIX}/refresh",
-})
+PUBLIC_PATHS = frozenset(
+    {
+        "/healthz",
+        "/readyz",
+        f"{AUTH_PREFIX}/activate",
+        f"{AUTH_PREFIX}/refresh",
+    }
+)
 
 
 def build_router() -> APIRouter:
@@ -28,15 +33,21 @@ def build_router() -> APIRouter:
     root.include_router(health.router)
     root.include_router(participants_router.auth_router, prefix=AUTH_PREFIX)
 
-    app_api = APIRouter(prefix=APP_PREFIX, route_class=StrictRoute,
-                        dependencies=[Depends(get_participant_principal)],
-                        responses=AUTHENTICATED)
+    app_api = APIRouter(
+        prefix=APP_PREFIX,
+        route_class=StrictRoute,
+        dependencies=[Depends(get_participant_principal)],
+        responses=AUTHENTICATED,
+    )
     app_api.include_router(participants_router.app_router)
     root.include_router(app_api)
 
-    portal_api = APIRouter(prefix=PORTAL_PREFIX, route_class=StrictRoute,
-                           dependencies=[Depends(get_current_staff)],
-                           responses={**AUTHENTICATED, **errors(400)})
+    portal_api = APIRouter(
+        prefix=PORTAL_PREFIX,
+        route_class=StrictRoute,
+        dependencies=[Depends(get_current_staff)],
+        responses={**AUTHENTICATED, **errors(400)},
+    )
     portal_api.include_router(studies_router.portal_router)
     portal_api.include_router(participants_router.portal_router)
     portal_api.include_router(audit_router.portal_router)

@@ -52,14 +52,24 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         from app.worker import run_forever
 
         engine = create_db_engine(settings)
-        thread = threading.Thread(target=run_forever, name="mgdiary-worker", daemon=True,
-                                  kwargs={"engine": engine, "stop": stop,
-                                          "poll_seconds": settings.worker_poll_seconds})
+        thread = threading.Thread(
+            target=run_forever,
+            name="mgdiary-worker",
+            daemon=True,
+            kwargs={"engine": engine, "stop": stop, "poll_seconds": settings.worker_poll_seconds},
+        )
         thread.start()
     try:
-        uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port,
-                    proxy_headers=True, forwarded_allow_ips=args.forwarded_allow_ips,
-                    server_header=False, log_level="info")
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            proxy_headers=True,
+            forwarded_allow_ips=args.forwarded_allow_ips,
+            server_header=False,
+            log_level="info",
+        )
     finally:
         stop.set()
     return 0
@@ -75,8 +85,15 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _grant(session: Session, *, subject: str, role: str, studies: Sequence[uuid.UUID],
-           sites: Sequence[uuid.UUID], actor: Actor) -> None:
+def _grant(
+    session: Session,
+    *,
+    subject: str,
+    role: str,
+    studies: Sequence[uuid.UUID],
+    sites: Sequence[uuid.UUID],
+    actor: Actor,
+) -> None:
     from app.studies.models import Site, Study
 
     user = auth_service.get_or_create_staff_user(session, subject=subject, actor=actor)
@@ -85,8 +102,9 @@ def _grant(session: Session, *, subject: str, role: str, studies: Sequence[uuid.
     if not studies:
         if role != "admin":
             raise SystemExit(f"--role {role} needs at least one --study")
-        auth_service.grant_membership(session, user=user, role=role, study_id=None,
-                                      site_id=None, actor=actor)
+        auth_service.grant_membership(
+            session, user=user, role=role, study_id=None, site_id=None, actor=actor
+        )
         return
     site_rows = {s: session.get(Site, s) for s in sites}
     for site_id, site in site_rows.items():
@@ -95,18 +113,36 @@ def _grant(session: Session, *, subject: str, role: str, studies: Sequence[uuid.
     for study_id in studies:
         if session.get(Study, study_id) is None:
             raise SystemExit(f"no study {study_id}")
-        study_sites = [s for s, row in site_rows.items() if row and row.study_id == study_id]
+        study_sites: list[uuid.UUID | None] = [
+            s for s, row in site_rows.items() if row and row.study_id == study_id
+        ]
         for site_id in study_sites or [None]:
-            auth_service.grant_membership(session, user=user, role=role, study_id=study_id,
-                                          site_id=site_id, actor=actor)
+            auth_service.grant_membership(
+                session, user=user, role=role, study_id=study_id, site_id=site_id, actor=actor
+            )
 
 
-def staff_token(settings: Settings, *, subject: str, role: str, ttl: int,
-                studies: Sequence[uuid.UUID] = (), sites: Sequence[uuid.UUID] = ()) -> str:
-    claims: dict[str, Any] = {"role": role, "studies": [str(s) for s in studies],
-                              "sites": [str(s) for s in sites]}
-    return issue_token(KeyRing.from_settings(settings), subject=subject,
-                       audience=PORTAL_AUDIENCE, ttl_seconds=ttl, claims=claims)
+def staff_token(
+    settings: Settings,
+    *,
+    subject: str,
+    role: str,
+    ttl: int,
+    studies: Sequence[uuid.UUID] = (),
+    sites: Sequence[uuid.UUID] = (),
+) -> str:
+    claims: dict[str, Any] = {
+        "role": role,
+        "studies": [str(s) for s in studies],
+        "sites": [str(s) for s in sites],
+    }
+    return issue_token(
+        KeyRing.from_settings(settings),
+        subject=subject,
+        audience=PORTAL_AUDIENCE,
+        ttl_seconds=ttl,
+        claims=claims,
+    )
 
 
 def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
@@ -114,12 +150,26 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     subject = args.subject or f"dev-{args.role}"
     engine = create_db_engine(settings)
     with Session(engine) as session:
-        _grant(session, subject=subject, role=args.role, studies=args.study, sites=args.site,
-               actor=CLI_ACTOR)
+        _grant(
+            session,
+            subject=subject,
+            role=args.role,
+            studies=args.study,
+            sites=args.site,
+            actor=CLI_ACTOR,
+        )
         session.commit()
     engine.dispose()
-    print(staff_token(settings, subject=subject, role=args.role, studies=args.study,
-                      sites=args.site, ttl=args.ttl or settings.portal_token_default_ttl_seconds))
+    print(
+        staff_token(
+            settings,
+            subject=subject,
+            role=args.role,
+            studies=args.study,
+            sites=args.site,
+            ttl=args.ttl or settings.portal_token_default_ttl_seconds,
+        )
+    )
     return 0
 
 
@@ -143,9 +193,11 @@ DEMO_STAFF = (
     ("demo-investigator-site-02", "investigator", "SITE-02"),
     ("demo-monitor", "monitor", None),
 )
-DEMO_PARTICIPANTS = (("DEMO-001", "SITE-01", "Europe/Berlin", -35),
-                     ("DEMO-002", "SITE-01", "America/New_York", -10),
-                     ("DEMO-003", "SITE-02", "Asia/Shanghai", None))
+DEMO_PARTICIPANTS = (
+    ("DEMO-001", "SITE-01", "Europe/Berlin", -35),
+    ("DEMO-002", "SITE-01", "America/New_York", -10),
+    ("DEMO-003", "SITE-02", "Asia/Shanghai", None),
+)
 
 
 def load_demo(session: Session, settings: Settings) -> dict[str, Any]:
@@ -162,50 +214,86 @@ def load_demo(session: Session, settings: Settings) -> dict[str, Any]:
     registry_id = BLINATUMOMAB_NCT06836973["registry_id"]
     study = session.exec(select(Study).where(Study.registry_id == registry_id)).first()
     if study is None:
-        definition = ProtocolDefinition.model_validate({
-            **BLINATUMOMAB_NCT06836973,
-            "sites": [{"code": "SITE-01", "name": "Demo site one"},
-                      {"code": "SITE-02", "name": "Demo site two"}],
-        })
+        definition = ProtocolDefinition.model_validate(
+            {
+                **BLINATUMOMAB_NCT06836973,
+                "sites": [
+                    {"code": "SITE-01", "name": "Demo site one"},
+                    {"code": "SITE-02", "name": "Demo site two"},
+                ],
+            }
+        )
         study = studies_service.create_study(session, definition=definition, actor=DEMO_ACTOR)
     sites = {s.code: s for s in studies_service.sites_of(session, study_id=study.id)}
     staff = []
     for subject, role, site_code in DEMO_STAFF:
         site_ids = [sites[site_code].id] if site_code else []
         studies = [] if role == "admin" else [study.id]
-        _grant(session, subject=subject, role=role, studies=studies, sites=site_ids,
-               actor=DEMO_ACTOR)
-        staff.append({"subject": subject, "role": role, "site": site_code,
-                      "token": staff_token(settings, subject=subject, role=role,
-                                           studies=studies, sites=site_ids,
-                                           ttl=settings.portal_token_default_ttl_seconds)})
+        _grant(
+            session, subject=subject, role=role, studies=studies, sites=site_ids, actor=DEMO_ACTOR
+        )
+        staff.append(
+            {
+                "subject": subject,
+                "role": role,
+                "site": site_code,
+                "token": staff_token(
+                    settings,
+                    subject=subject,
+                    role=role,
+                    studies=studies,
+                    sites=site_ids,
+                    ttl=settings.portal_token_default_ttl_seconds,
+                ),
+            }
+        )
     participants = []
     ring = KeyRing.from_settings(settings)
     for code, site_code, zone, day0_offset in DEMO_PARTICIPANTS:
-        participant = session.exec(select(Participant).where(
-            Participant.study_id == study.id, Participant.subject_code == code)).first()
+        participant = session.exec(
+            select(Participant).where(
+                Participant.study_id == study.id, Participant.subject_code == code
+            )
+        ).first()
         activation_code = None
         if participant is None:
             today = today_in(zone)
             body = ParticipantCreate(
-                subject_code=code, site_id=sites[site_code].id, time_zone=zone,
+                subject_code=code,
+                site_id=sites[site_code].id,
+                time_zone=zone,
                 enrolled_on=today - timedelta(days=45 if day0_offset is not None else 2),
-                day0_date=today + timedelta(days=day0_offset) if day0_offset is not None
-                else None,
+                day0_date=today + timedelta(days=day0_offset) if day0_offset is not None else None,
             )
             participant, activation_code, _ = participants_service.enrol(
-                session, study=study, body=body, actor=DEMO_ACTOR)
+                session, study=study, body=body, actor=DEMO_ACTOR
+            )
         elif participant.activated_at is None and participant.status != "withdrawn":
-            activation_code, _ = activation.issue_code(session, participant=participant,
-                                                       actor=DEMO_ACTOR)
-        token = issue_token(ring, subject=str(participant.id), audience=APP_AUDIENCE,
-                            ttl_seconds=settings.portal_token_default_ttl_seconds,
-                            claims={"role": "participant", "study_id": str(study.id)})
-        participants.append({"subject_code": code, "id": str(participant.id),
-                             "site": site_code, "activation_code": activation_code,
-                             "token": token})
-    return {"study_id": str(study.id), "sites": {c: str(s.id) for c, s in sites.items()},
-            "staff": staff, "participants": participants}
+            activation_code, _ = activation.issue_code(
+                session, participant=participant, actor=DEMO_ACTOR
+            )
+        token = issue_token(
+            ring,
+            subject=str(participant.id),
+            audience=APP_AUDIENCE,
+            ttl_seconds=settings.portal_token_default_ttl_seconds,
+            claims={"role": "participant", "study_id": str(study.id)},
+        )
+        participants.append(
+            {
+                "subject_code": code,
+                "id": str(participant.id),
+                "site": site_code,
+                "activation_code": activation_code,
+                "token": token,
+            }
+        )
+    return {
+        "study_id": str(study.id),
+        "sites": {c: str(s.id) for c, s in sites.items()},
+        "staff": staff,
+        "participants": participants,
+    }
 
 
 def print_demo(summary: dict[str, Any], *, base_url: str) -> None:
@@ -248,13 +336,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--no-migrate", action="store_true")
-    serve.add_argument("--forwarded-allow-ips", default="127.0.0.1",
-                       help="proxies whose X-Forwarded-* headers are trusted")
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        default="127.0.0.1",
+        help="proxies whose X-Forwarded-* headers are trusted",
+    )
     serve.set_defaults(func=cmd_serve)
 
     sub.add_parser("worker", help="run background jobs").set_defaults(func=cmd_worker)
-    sub.add_parser("migrate", help="upgrade the database to the newest migration") \
-        .set_defaults(func=cmd_migrate)
+    sub.add_parser("migrate", help="upgrade the database to the newest migration").set_defaults(
+        func=cmd_migrate
+    )
 
     token = sub.add_parser("token", help="grant a development staff role and print a token")
     token.add_argument("--role", required=True, choices=["investigator", "monitor", "admin"])

@@ -45,16 +45,19 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.settings = settings
     app.state.engine = engine or create_db_engine(settings)
     app.state.keyring = KeyRing.from_settings(settings)
-    app.state.auth_limiter = RateLimiter(limit=settings.activation_rate_limit,
-                                         window_seconds=settings.activation_rate_window_seconds)
+    app.state.auth_limiter = RateLimiter(
+        limit=settings.activation_rate_limit, window_seconds=settings.activation_rate_window_seconds
+    )
     app.state.migration_heads = head_revisions()
     install_error_handlers(app)
     app.include_router(build_router())
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
-                           allow_methods=["GET", "POST", "PATCH"],
-                           allow_headers=["Authorization", "Content-Type", "X-Request-ID",
-                                          "Idempotency-Key"],
-                           expose_headers=["X-Request-ID", "Retry-After"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID", "Idempotency-Key"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
     app.add_middleware(RequestIdMiddleware)
     return app

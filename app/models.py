@@ -7,6 +7,14 @@ from app.studies.models import ProtocolVersion, Site, Study
 from app.worker import WorkerHeartbeat
 
 __all__ = [
-    "ActivationCode", "AuditEvent", "Participant", "ProtocolVersion", "RefreshToken", "Site",
-    "StaffMembership", "StaffUser", "Study", "WorkerHeartbeat",
+    "ActivationCode",
+    "AuditEvent",
+    "Participant",
+    "ProtocolVersion",
+    "RefreshToken",
+    "Site",
+    "StaffMembership",
+    "StaffUser",
+    "Study",
+    "WorkerHeartbeat",
 ]

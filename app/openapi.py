@@ -15,8 +15,10 @@ from app.api import APP_PREFIX, AUTH_PREFIX, PORTAL_PREFIX
 
 OPENAPI_DIR = Path(__file__).resolve().parents[1] / "openapi"
 DOCUMENTS = {
-    "app.v1.json": ("mgdiary mobile app API", (APP_PREFIX, AUTH_PREFIX, "/healthz", "/readyz",
-                                                "/calendar/v1")),
+    "app.v1.json": (
+        "mgdiary mobile app API",
+        (APP_PREFIX, AUTH_PREFIX, "/healthz", "/readyz", "/calendar/v1"),
+    ),
     "portal.v1.json": ("mgdiary investigator portal API", (PORTAL_PREFIX, "/healthz", "/readyz")),
 }
 
@@ -24,10 +26,10 @@ DOCUMENTS = {
 def build_documents(app: FastAPI) -> dict[str, dict[str, Any]]:
     documents = {}
     for name, (title, prefixes) in DOCUMENTS.items():
-        routes = [r for r in app.routes
-                  if isinstance(r, APIRoute) and r.path.startswith(prefixes)]
-        documents[name] = get_openapi(title=title, version=__version__, routes=routes,
-                                      description=app.description)
+        routes = [r for r in app.routes if isinstance(r, APIRoute) and r.path.startswith(prefixes)]
+        documents[name] = get_openapi(
+            title=title, version=__version__, routes=routes, description=app.description
+        )
     return documents
 
 

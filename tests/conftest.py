@@ -17,12 +17,14 @@ _TMP = Path(tempfile.mkdtemp(prefix="mgdiary-test-"))
 TEST_DATABASE_URL = os.environ.get("MGDIARY_TEST_DATABASE_URL") or (
     f"sqlite:///{_TMP / 'test.sqlite3'}"
 )
-os.environ.update({
-    "MGDIARY_ENV": "development",
-    "MGDIARY_DATABASE_URL": TEST_DATABASE_URL,
-    "MGDIARY_JWT_SECRET": "test-secret-for-the-mgdiary-suite-0123456789abcdef",
-    "MGDIARY_INPROCESS_WORKER": "false",
-})
+os.environ.update(
+    {
+        "MGDIARY_ENV": "development",
+        "MGDIARY_DATABASE_URL": TEST_DATABASE_URL,
+        "MGDIARY_JWT_SECRET": "test-secret-for-the-mgdiary-suite-0123456789abcdef",
+        "MGDIARY_INPROCESS_WORKER": "false",
+    }
+)
 
 import pytest  # noqa: E402
 from alembic import command  # noqa: E402
@@ -91,8 +93,9 @@ def connection(engine: Engine) -> Iterator[Connection]:
 
 @pytest.fixture
 def session(connection: Connection) -> Iterator[Session]:
-    with Session(bind=connection, join_transaction_mode="create_savepoint",
-                 expire_on_commit=False) as s:
+    with Session(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    ) as s:
         yield s
 
 
@@ -100,8 +103,9 @@ def session(connection: Connection) -> Iterator[Session]:
 def client(app: FastAPI, connection: Connection, session: Session) -> Iterator[TestClient]:
     def override() -> Iterator[Session]:
         session.flush()
-        with Session(bind=connection, join_transaction_mode="create_savepoint",
-                     expire_on_commit=False) as request_session:
+        with Session(
+            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+        ) as request_session:
             try:
                 yield request_session
             except BaseException:

@@ -1,4 +1,4 @@
-"""The append-only audit trail (21 CFR Part 11 / ICH E6(R3)): who, when, what before and after, why."""
+"""The append-only audit trail (21 CFR Part 11, ICH E6(R3)): who, when, what changed, why."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ class AuditEvent(SQLModel, table=True):
     )
 
     id: uuid.UUID = uuid_pk()
-    occurred_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime(), nullable=False,
-                                  index=True)
+    occurred_at: datetime = Field(
+        default_factory=utcnow, sa_type=UTCDateTime(), nullable=False, index=True
+    )
     actor_type: str = Field(max_length=20)  # participant | staff | system
     actor_id: str = Field(max_length=255)
     actor_role: str = Field(max_length=40)

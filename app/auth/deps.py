@@ -22,19 +22,20 @@ logger = logging.getLogger("mgdiary.auth")
 _bearer = HTTPBearer(auto_error=False, description="A bearer access token (JWT).")
 
 
-def _claims(request: Request, credentials: HTTPAuthorizationCredentials | None,
-            audience: str) -> dict[str, object]:
+def _claims(
+    request: Request, credentials: HTTPAuthorizationCredentials | None, audience: str
+) -> dict[str, object]:
     settings: Settings = request.app.state.settings
     header = request.headers.get("authorization", "")
     if len(header) > settings.max_authorization_header_bytes:
         raise Unauthorized("The Authorization header is too large")
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized("A bearer token is required",
-                           headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized("A bearer token is required", headers={"WWW-Authenticate": "Bearer"})
     ring: KeyRing = request.app.state.keyring
     try:
-        return verify_token(ring, credentials.credentials, audience=audience,
-                            leeway=settings.jwt_leeway_seconds)
+        return verify_token(
+            ring, credentials.credentials, audience=audience, leeway=settings.jwt_leeway_seconds
+        )
     except TokenError as exc:
         logger.info("token refused: %s", exc)
         raise Unauthorized(f"The access token is not valid: {exc}") from exc
@@ -51,11 +52,13 @@ def get_current_staff(
     if user is None or not user.active:
         raise Unauthorized("This staff account is not known or has been deactivated")
     rows = session.exec(
-        select(StaffMembership).where(StaffMembership.staff_user_id == user.id,
-                                      col(StaffMembership.revoked_at).is_(None))
+        select(StaffMembership).where(
+            StaffMembership.staff_user_id == user.id, col(StaffMembership.revoked_at).is_(None)
+        )
     ).all()
-    memberships = tuple(Membership(role=m.role, study_id=m.study_id, site_id=m.site_id)
-                        for m in rows)
+    memberships = tuple(
+        Membership(role=m.role, study_id=m.study_id, site_id=m.site_id) for m in rows
+    )
     return StaffPrincipal(staff_user_id=user.id, subject=subject, memberships=memberships)
 
 

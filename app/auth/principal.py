@@ -48,8 +48,9 @@ class StaffPrincipal:
         """Whether the object exists for this caller at all (outside scope answers 404)."""
         return any(m.covers(study_id, site_id) for m in self.memberships)
 
-    def can(self, permission: str, study_id: uuid.UUID | None,
-            site_id: uuid.UUID | None = None) -> bool:
+    def can(
+        self, permission: str, study_id: uuid.UUID | None, site_id: uuid.UUID | None = None
+    ) -> bool:
         roles = PERMISSIONS[permission]
         return any(m.role in roles and m.covers(study_id, site_id) for m in self.memberships)
 

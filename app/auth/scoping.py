@@ -21,8 +21,9 @@ def study_filter(principal: StaffPrincipal, study_col: Any) -> ColumnElement[boo
     return study_col.in_(ids) if ids else false()
 
 
-def site_filter(principal: StaffPrincipal, study_col: Any, site_col: Any,
-                *, roles: frozenset[str] | None = None) -> ColumnElement[bool]:
+def site_filter(
+    principal: StaffPrincipal, study_col: Any, site_col: Any, *, roles: frozenset[str] | None = None
+) -> ColumnElement[bool]:
     """Rows whose (study, site) one of the caller's memberships covers (optionally by role)."""
     memberships = [m for m in principal.memberships if roles is None or m.role in roles]
     if any(m.study_id is None for m in memberships):
@@ -44,7 +45,8 @@ def site_filter(principal: StaffPrincipal, study_col: Any, site_col: Any,
     return or_(*clauses) if clauses else false()
 
 
-def in_site_scope(principal: StaffPrincipal, study_col: Any, site_col: Any,
-                  study_id: uuid.UUID | None = None) -> ColumnElement[bool]:
+def in_site_scope(
+    principal: StaffPrincipal, study_col: Any, site_col: Any, study_id: uuid.UUID | None = None
+) -> ColumnElement[bool]:
     clause = site_filter(principal, study_col, site_col)
     return and_(clause, study_col == study_id) if study_id is not None else clause

@@ -6,7 +6,7 @@ algorithm-confusion fix is incomplete for DER public keys used as HMAC secrets. 
 - pins exactly one algorithm per configured key; the header's ``alg`` must equal it;
 - selects keys by ``kid`` from the configured set only, and never fetches anything a header
   points at (``jku``, ``x5u``, ``jwk``, ``x5c`` are refused outright);
-- requires ``exp``, ``iat``, ``iss``, ``aud``, ``sub`` and ``typ: at+jwt``, with at most 30 s leeway.
+- requires ``exp``, ``iat``, ``iss``, ``aud``, ``sub`` and ``typ: at+jwt``, leeway at most 30 s.
 """
 
 from __future__ import annotations
@@ -55,13 +55,18 @@ class KeyRing:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KeyRing:
-        signing = VerificationKey(kid=settings.jwt_kid, algorithm="HS256",
-                                  key=settings.jwt_secret, issuer=settings.jwt_issuer)
+        signing = VerificationKey(
+            kid=settings.jwt_kid,
+            algorithm="HS256",
+            key=settings.jwt_secret,
+            issuer=settings.jwt_issuer,
+        )
         ring = cls(signing=signing, keys={signing.kid: signing})
         for item in settings.jwt_previous_secrets:
             kid, _, secret = item.partition(":")
-            ring.add(VerificationKey(kid=kid, algorithm="HS256", key=secret,
-                                     issuer=settings.jwt_issuer))
+            ring.add(
+                VerificationKey(kid=kid, algorithm="HS256", key=secret, issuer=settings.jwt_issuer)
+            )
         if settings.idp_keys_file is not None:
             if not settings.idp_issuer:
                 raise ValueError("MGDIARY_IDP_ISSUER is required with MGDIARY_IDP_KEYS_FILE")
@@ -121,8 +126,15 @@ def load_public_keys(path: Path, *, issuer: str) -> list[VerificationKey]:
     raise ValueError(f"{path} is neither a JWKS file nor an RSA/EC public key in PEM")
 
 
-def issue_token(ring: KeyRing, *, subject: str, audience: str, ttl_seconds: int,
-                claims: dict[str, Any] | None = None, now: float | None = None) -> str:
+def issue_token(
+    ring: KeyRing,
+    *,
+    subject: str,
+    audience: str,
+    ttl_seconds: int,
+    claims: dict[str, Any] | None = None,
+    now: float | None = None,
+) -> str:
     issued = int(now if now is not None else time.time())
     payload = {
         **(claims or {}),
@@ -134,8 +146,12 @@ def issue_token(ring: KeyRing, *, subject: str, audience: str, ttl_seconds: int,
         "exp": issued + ttl_seconds,
         "jti": secrets.token_urlsafe(12),
     }
-    return jwt.encode(payload, ring.signing.key, algorithm=ring.signing.algorithm,
-                      headers={"kid": ring.signing.kid, "typ": TOKEN_TYPE})
+    return jwt.encode(
+        payload,
+        ring.signing.key,
+        algorithm=ring.signing.algorithm,
+        headers={"kid": ring.signing.kid, "typ": TOKEN_TYPE},
+    )
 
 
 def _select_key(ring: KeyRing, header: Any) -> VerificationKey:
@@ -172,13 +188,28 @@ def verify_token(ring: KeyRing, token: str, *, audience: str, leeway: int = 30) 
         raise TokenError("malformed token") from exc
     key = _select_key(ring, header)
     options = {
-        "verify_signature": True, "verify_aud": True, "verify_iss": True, "verify_exp": True,
-        "verify_nbf": True, "verify_iat": True, "require_exp": True, "require_iat": True,
-        "require_aud": True, "require_iss": True, "require_sub": True, "leeway": min(leeway, 30),
+        "verify_signature": True,
+        "verify_aud": True,
+        "verify_iss": True,
+        "verify_exp": True,
+        "verify_nbf": True,
+        "verify_iat": True,
+        "require_exp": True,
+        "require_iat": True,
+        "require_aud": True,
+        "require_iss": True,
+        "require_sub": True,
+        "leeway": min(leeway, 30),
     }
     try:
-        claims = jwt.decode(token, key.key, algorithms=[key.algorithm], audience=audience,
-                            issuer=key.issuer, options=options)
+        claims = jwt.decode(
+            token,
+            key.key,
+            algorithms=[key.algorithm],
+            audience=audience,
+            issuer=key.issuer,
+            options=options,
+        )
     except (JOSEError, ValueError, TypeError, KeyError, UnicodeError) as exc:
         raise TokenError("token signature or claims are not valid") from exc
     if not isinstance(claims, dict):

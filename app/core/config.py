@@ -112,9 +112,7 @@ class Settings(BaseSettings):
             if len(item.partition(":")[2]) < MIN_PRODUCTION_SECRET_LENGTH:
                 problems.append("a MGDIARY_JWT_PREVIOUS_SECRETS entry is too short")
         if self.is_sqlite and not self.allow_sqlite_in_production:
-            problems.append(
-                "SQLite in production needs MGDIARY_ALLOW_SQLITE_IN_PRODUCTION=true"
-            )
+            problems.append("SQLite in production needs MGDIARY_ALLOW_SQLITE_IN_PRODUCTION=true")
         if self.webhook_allow_private_targets:
             problems.append("MGDIARY_WEBHOOK_ALLOW_PRIVATE_TARGETS must be false in production")
         if problems:

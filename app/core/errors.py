@@ -55,8 +55,13 @@ class DomainError(Exception):
     code = "bad_request"
     title = "Bad request"
 
-    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None,
-                 extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         self.headers = headers or {}
@@ -98,8 +103,14 @@ class Unprocessable(DomainError):
     code = "unprocessable"
     title = "Request breaks a rule"
 
-    def __init__(self, detail: str, *, field: tuple[str | int, ...] = (), rule: str = "invalid",
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        field: tuple[str | int, ...] = (),
+        rule: str = "invalid",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(detail, **kwargs)
         self.field = field
         self.rule = rule
@@ -129,9 +140,15 @@ class ServiceUnavailable(DomainError):
 
 
 def problem_response(
-    *, status: int, code: str, title: str, detail: str | None = None,
-    request: Request | None = None, headers: dict[str, str] | None = None,
-    errors: list[dict[str, Any]] | None = None, extra: dict[str, Any] | None = None,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str | None = None,
+    request: Request | None = None,
+    headers: dict[str, str] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": problem_type(code),
@@ -147,8 +164,7 @@ def problem_response(
         body["errors"] = errors
     if extra:
         body.update(extra)
-    return JSONResponse(body, status_code=status, headers=headers,
-                        media_type=PROBLEM_MEDIA_TYPE)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
 
 
 def _loc(loc: Any) -> list[str | int]:
@@ -158,8 +174,13 @@ def _loc(loc: Any) -> list[str | int]:
 def validation_items(errors: Any) -> list[dict[str, Any]]:
     items = []
     for err in errors:
-        items.append({"loc": _loc(err.get("loc", ())), "msg": str(err.get("msg", "")),
-                      "type": str(err.get("type", "invalid"))})
+        items.append(
+            {
+                "loc": _loc(err.get("loc", ())),
+                "msg": str(err.get("msg", "")),
+                "type": str(err.get("type", "invalid")),
+            }
+        )
     return items
 
 
@@ -183,18 +204,29 @@ def install_error_handlers(app: FastAPI) -> None:
         errors = None
         if isinstance(exc, Unprocessable):
             errors = [{"loc": list(exc.field), "msg": exc.detail, "type": exc.rule}]
-        return problem_response(status=exc.status_code, code=exc.code, title=exc.title,
-                                detail=exc.detail, request=request, headers=exc.headers,
-                                errors=errors, extra=exc.extra)
+        return problem_response(
+            status=exc.status_code,
+            code=exc.code,
+            title=exc.title,
+            detail=exc.detail,
+            request=request,
+            headers=exc.headers,
+            errors=errors,
+            extra=exc.extra,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         items = validation_items(exc.errors())
         fields = ", ".join(".".join(str(p) for p in i["loc"]) for i in items[:5])
-        return problem_response(status=422, code="validation_failed",
-                                title="Request validation failed",
-                                detail=f"Invalid fields: {fields}" if fields else None,
-                                request=request, errors=items)
+        return problem_response(
+            status=422,
+            code="validation_failed",
+            title="Request validation failed",
+            detail=f"Invalid fields: {fields}" if fields else None,
+            request=request,
+            errors=items,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -203,24 +235,39 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         if exc.status_code == 401:
             headers.setdefault("WWW-Authenticate", "Bearer")
-        return problem_response(status=exc.status_code, code=code, title=title, detail=detail,
-                                request=request, headers=headers)
+        return problem_response(
+            status=exc.status_code,
+            code=code,
+            title=title,
+            detail=detail,
+            request=request,
+            headers=headers,
+        )
 
     @app.exception_handler(PoolTimeoutError)
     async def _pool(request: Request, exc: PoolTimeoutError) -> JSONResponse:
         logger.warning("database pool exhausted: %s", exc.__class__.__name__)
-        return problem_response(status=503, code="database_busy", title="Service unavailable",
-                                detail="The database is busy; retry shortly.", request=request,
-                                headers={"Retry-After": "2"})
+        return problem_response(
+            status=503,
+            code="database_busy",
+            title="Service unavailable",
+            detail="The database is busy; retry shortly.",
+            request=request,
+            headers={"Retry-After": "2"},
+        )
 
     @app.exception_handler(OperationalError)
     async def _db_down(request: Request, exc: OperationalError) -> JSONResponse:
         if exc.connection_invalidated or _is_connection_problem(exc):
             logger.warning("database unavailable: %s", exc.__class__.__name__)
-            return problem_response(status=503, code="database_unavailable",
-                                    title="Service unavailable",
-                                    detail="The database is not reachable; retry shortly.",
-                                    request=request, headers={"Retry-After": "5"})
+            return problem_response(
+                status=503,
+                code="database_unavailable",
+                title="Service unavailable",
+                detail="The database is not reachable; retry shortly.",
+                request=request,
+                headers={"Retry-After": "5"},
+            )
         return _internal(request, exc)
 
     @app.exception_handler(Exception)
@@ -234,8 +281,11 @@ def _is_connection_problem(exc: DBAPIError) -> bool:
 
 
 def _internal(request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unhandled error on %s %s", request.method, request.url.path,
-                     exc_info=exc)
-    return problem_response(status=500, code="internal_error", title="Internal server error",
-                            detail="An unexpected error occurred; it has been logged with the "
-                                   "request id.", request=request)
+    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(
+        status=500,
+        code="internal_error",
+        title="Internal server error",
+        detail="An unexpected error occurred; it has been logged with the request id.",
+        request=request,
+    )

@@ -14,9 +14,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.core.routing import StrictRoute
 from app.core.db import SessionDep
 from app.core.responses import errors
+from app.core.routing import StrictRoute
 
 ROOT = Path(__file__).resolve().parents[2]
 router = APIRouter(route_class=StrictRoute, tags=["health"])
@@ -58,10 +58,19 @@ def readyz(request: Request, session: SessionDep) -> Health | JSONResponse:
     try:
         current = current_revisions(session.connection())
     except SQLAlchemyError:
-        return JSONResponse({"status": "unavailable", "database": "unreachable"},
-                            status_code=503, headers={"Retry-After": "5"})
+        return JSONResponse(
+            {"status": "unavailable", "database": "unreachable"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
     if current != heads:
-        return JSONResponse({"status": "unavailable", "database": "ok",
-                             "migrations": "behind" if current else "none"},
-                            status_code=503, headers={"Retry-After": "5"})
+        return JSONResponse(
+            {
+                "status": "unavailable",
+                "database": "ok",
+                "migrations": "behind" if current else "none",
+            },
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
     return Health(status="ok", database="ok", migrations="head")

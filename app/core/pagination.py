@@ -53,8 +53,9 @@ def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size, 1-200.")] = (
         DEFAULT_LIMIT
     ),
-    cursor: Annotated[str | None, Query(max_length=512,
-                                        description="Opaque cursor from `next_cursor`.")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="Opaque cursor from `next_cursor`.")
+    ] = None,
 ) -> PageParams:
     return PageParams(limit=limit, cursor=cursor)
 
@@ -72,8 +73,9 @@ def _encode_value(value: Any) -> Any:
 
 
 def encode_cursor(scope: str, values: Sequence[Any]) -> str:
-    payload = json.dumps({"s": scope, "v": [_encode_value(v) for v in values]},
-                         separators=(",", ":")).encode()
+    payload = json.dumps(
+        {"s": scope, "v": [_encode_value(v) for v in values]}, separators=(",", ":")
+    ).encode()
     sig = hmac.new(_key(), payload, hashlib.sha256).digest()[:12]
     return base64.urlsafe_b64encode(payload + sig).decode().rstrip("=")
 
@@ -90,10 +92,18 @@ def decode_cursor(scope: str, cursor: str, decoders: Sequence[Callable[[Any], An
             raise ValueError("scope")
         return [decode(v) for decode, v in zip(decoders, data["v"], strict=True)]
     except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise InvalidCursor("The cursor is not valid for this list; start again without it.",
-                            extra={"errors": [{"loc": ["query", "cursor"],
-                                               "msg": "tampered or foreign cursor",
-                                               "type": "invalid_cursor"}]}) from exc
+        raise InvalidCursor(
+            "The cursor is not valid for this list; start again without it.",
+            extra={
+                "errors": [
+                    {
+                        "loc": ["query", "cursor"],
+                        "msg": "tampered or foreign cursor",
+                        "type": "invalid_cursor",
+                    }
+                ]
+            },
+        ) from exc
 
 
 def _decoder(column: InstrumentedAttribute[Any]) -> Callable[[Any], Any]:

@@ -35,31 +35,42 @@ def _sha256(value: str) -> str:
 def normalize_code(code: str) -> str:
     """What the participant typed, read the Crockford way: case, dashes, O/0 and I/L/1 forgiven."""
     cleaned = code.upper().replace("-", "").replace(" ", "")
-    return cleaned.translate(str.maketrans({"O": "0", "I": "1", "L": "1"}))
+    return cleaned.translate(str.maketrans("OIL", "011"))
 
 
 def format_code(raw: str) -> str:
     return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
 
 
-def issue_code(session: Session, *, participant: Participant,
-               actor: Actor) -> tuple[str, datetime]:
+def issue_code(session: Session, *, participant: Participant, actor: Actor) -> tuple[str, datetime]:
     """Revoke any unused code and issue a new one; returns (code, expiry)."""
     now = utcnow()
-    for old in session.exec(select(ActivationCode).where(
+    for old in session.exec(
+        select(ActivationCode).where(
             ActivationCode.participant_id == participant.id,
-            col(ActivationCode.used_at).is_(None), col(ActivationCode.revoked_at).is_(None))):
+            col(ActivationCode.used_at).is_(None),
+            col(ActivationCode.revoked_at).is_(None),
+        )
+    ):
         old.revoked_at = now
         session.add(old)
     raw = "".join(secrets.choice(_ALPHABET) for _ in range(_CODE_LENGTH))
     expires_at = now + timedelta(days=get_settings().activation_code_ttl_days)
-    code = ActivationCode(participant_id=participant.id, code_hash=_sha256(raw),
-                          expires_at=expires_at)
+    code = ActivationCode(
+        participant_id=participant.id, code_hash=_sha256(raw), expires_at=expires_at
+    )
     session.add(code)
     session.flush()
-    audit.record(session, actor=actor, action="activation_code.issue",
-                 entity_type="activation_code", entity_id=code.id, study_id=participant.study_id,
-                 participant_id=participant.id, after={"expires_at": expires_at})
+    audit.record(
+        session,
+        actor=actor,
+        action="activation_code.issue",
+        entity_type="activation_code",
+        entity_id=code.id,
+        study_id=participant.study_id,
+        participant_id=participant.id,
+        after={"expires_at": expires_at},
+    )
     return format_code(raw), expires_at
 
 
@@ -71,31 +82,57 @@ class IssuedTokens:
     participant_id: uuid.UUID
 
 
-def _issue_pair(session: Session, *, participant: Participant, family_id: uuid.UUID,
-                ring: KeyRing, settings: Settings) -> IssuedTokens:
+def _issue_pair(
+    session: Session,
+    *,
+    participant: Participant,
+    family_id: uuid.UUID,
+    ring: KeyRing,
+    settings: Settings,
+) -> IssuedTokens:
     refresh = secrets.token_urlsafe(32)
-    session.add(RefreshToken(
-        family_id=family_id, participant_id=participant.id, token_hash=_sha256(refresh),
-        expires_at=utcnow() + timedelta(seconds=settings.refresh_token_ttl_seconds),
-    ))
+    session.add(
+        RefreshToken(
+            family_id=family_id,
+            participant_id=participant.id,
+            token_hash=_sha256(refresh),
+            expires_at=utcnow() + timedelta(seconds=settings.refresh_token_ttl_seconds),
+        )
+    )
     session.flush()
-    access = issue_token(ring, subject=str(participant.id), audience=APP_AUDIENCE,
-                         ttl_seconds=settings.access_token_ttl_seconds,
-                         claims={"role": "participant", "fam": str(family_id),
-                                 "study_id": str(participant.study_id)})
-    return IssuedTokens(access_token=access, refresh_token=refresh,
-                        expires_in=settings.access_token_ttl_seconds,
-                        participant_id=participant.id)
+    access = issue_token(
+        ring,
+        subject=str(participant.id),
+        audience=APP_AUDIENCE,
+        ttl_seconds=settings.access_token_ttl_seconds,
+        claims={
+            "role": "participant",
+            "fam": str(family_id),
+            "study_id": str(participant.study_id),
+        },
+    )
+    return IssuedTokens(
+        access_token=access,
+        refresh_token=refresh,
+        expires_in=settings.access_token_ttl_seconds,
+        participant_id=participant.id,
+    )
 
 
-def activate(session: Session, *, code: str, ring: KeyRing,
-             settings: Settings) -> IssuedTokens | None:
+def activate(
+    session: Session, *, code: str, ring: KeyRing, settings: Settings
+) -> IssuedTokens | None:
     """Exchange a valid code for tokens; ``None`` when the code is unknown, used or expired."""
-    row = session.exec(select(ActivationCode).where(
-        ActivationCode.code_hash == _sha256(normalize_code(code)))).first()
+    row = session.exec(
+        select(ActivationCode).where(ActivationCode.code_hash == _sha256(normalize_code(code)))
+    ).first()
     now = utcnow()
-    if row is None or row.used_at is not None or row.revoked_at is not None \
-            or row.expires_at <= now:
+    if (
+        row is None
+        or row.used_at is not None
+        or row.revoked_at is not None
+        or row.expires_at <= now
+    ):
         return None
     participant = session.get(Participant, row.participant_id)
     if participant is None or participant.status not in ACTIVE_STATUSES:
@@ -105,13 +142,20 @@ def activate(session: Session, *, code: str, ring: KeyRing,
     if participant.activated_at is None:
         participant.activated_at = now
         session.add(participant)
-    tokens = _issue_pair(session, participant=participant, family_id=uuid.uuid4(), ring=ring,
-                         settings=settings)
-    audit.record(session, actor=Actor(type="participant", id=str(participant.id),
-                                      role="participant"),
-                 action="participant.activate", entity_type="activation_code", entity_id=row.id,
-                 study_id=participant.study_id, participant_id=participant.id,
-                 before={"used_at": None}, after={"used_at": now})
+    tokens = _issue_pair(
+        session, participant=participant, family_id=uuid.uuid4(), ring=ring, settings=settings
+    )
+    audit.record(
+        session,
+        actor=Actor(type="participant", id=str(participant.id), role="participant"),
+        action="participant.activate",
+        entity_type="activation_code",
+        entity_id=row.id,
+        study_id=participant.study_id,
+        participant_id=participant.id,
+        before={"used_at": None},
+        after={"used_at": now},
+    )
     return tokens
 
 
@@ -123,35 +167,51 @@ class RefreshOutcome:
 
 def refresh(session: Session, *, token: str, ring: KeyRing, settings: Settings) -> RefreshOutcome:
     """Rotate a refresh token. A spent token presented again revokes its whole family."""
-    row = session.exec(select(RefreshToken).where(
-        RefreshToken.token_hash == _sha256(token))).first()
+    row = session.exec(
+        select(RefreshToken).where(RefreshToken.token_hash == _sha256(token))
+    ).first()
     now = utcnow()
     if row is None or row.revoked_at is not None or row.expires_at <= now:
         return RefreshOutcome(tokens=None)
     if row.spent_at is not None:
         revoked = 0
-        for link in session.exec(select(RefreshToken).where(
-                RefreshToken.family_id == row.family_id, col(RefreshToken.revoked_at).is_(None))):
+        for link in session.exec(
+            select(RefreshToken).where(
+                RefreshToken.family_id == row.family_id, col(RefreshToken.revoked_at).is_(None)
+            )
+        ):
             link.revoked_at = now
             session.add(link)
             revoked += 1
         session.flush()
-        audit.record(session, actor=Actor(type="system", id="mgdiary", role="system"),
-                     action="refresh_token.reuse_detected", entity_type="refresh_token_family",
-                     entity_id=row.family_id, participant_id=row.participant_id,
-                     after={"revoked_links": revoked})
+        audit.record(
+            session,
+            actor=Actor(type="system", id="mgdiary", role="system"),
+            action="refresh_token.reuse_detected",
+            entity_type="refresh_token_family",
+            entity_id=row.family_id,
+            participant_id=row.participant_id,
+            after={"revoked_links": revoked},
+        )
         return RefreshOutcome(tokens=None, reused=True)
     participant = session.get(Participant, row.participant_id)
     if participant is None or participant.status not in ACTIVE_STATUSES:
         return RefreshOutcome(tokens=None)
     row.spent_at = now
     session.add(row)
-    return RefreshOutcome(tokens=_issue_pair(session, participant=participant,
-                                             family_id=row.family_id, ring=ring,
-                                             settings=settings))
+    return RefreshOutcome(
+        tokens=_issue_pair(
+            session, participant=participant, family_id=row.family_id, ring=ring, settings=settings
+        )
+    )
 
 
 def family_revoked(session: Session, *, family_id: uuid.UUID) -> bool:
-    return session.exec(select(RefreshToken.id).where(
-        RefreshToken.family_id == family_id, col(RefreshToken.revoked_at).is_not(None))
-    ).first() is not None
+    return (
+        session.exec(
+            select(RefreshToken.id).where(
+                RefreshToken.family_id == family_id, col(RefreshToken.revoked_at).is_not(None)
+            )
+        ).first()
+        is not None
+    )

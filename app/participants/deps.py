@@ -27,18 +27,21 @@ def get_current_participant(session: SessionDep, principal: ParticipantClaims) -
     if participant is None:
         raise Unauthorized("This participant is not known")
     if principal.family_id is not None and activation.family_revoked(
-            session, family_id=principal.family_id):
+        session, family_id=principal.family_id
+    ):
         raise Unauthorized("This session has been revoked; activate the app again")
     if participant.status == "withdrawn":
         raise ParticipantWithdrawn("The participant has been withdrawn from the study")
     return participant
 
 
-def valid_participant(session: SessionDep, staff: CurrentStaff,
-                      participant_id: uuid.UUID) -> Participant:
+def valid_participant(
+    session: SessionDep, staff: CurrentStaff, participant_id: uuid.UUID
+) -> Participant:
     """A participant the calling staff member may read (404 outside their sites)."""
-    return participants_service.get_for_staff(session, principal=staff,
-                                              participant_id=participant_id)
+    return participants_service.get_for_staff(
+        session, principal=staff, participant_id=participant_id
+    )
 
 
 CurrentParticipant = Annotated[Participant, Depends(get_current_participant)]

@@ -8,13 +8,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import JSONResponse
 
-from app.core.routing import StrictRoute
 from app.auth.deps import CurrentStaff
 from app.core.db import SessionDep
 from app.core.errors import Conflict, Forbidden, NotFound, TooManyRequests, problem_response
 from app.core.pagination import Page, PageParams, page_params
 from app.core.ratelimit import RateLimiter
 from app.core.responses import errors
+from app.core.routing import StrictRoute
 from app.participants import activation, service
 from app.participants.deps import CurrentParticipant, ValidParticipant
 from app.participants.models import Participant
@@ -47,10 +47,15 @@ def _writable(staff: CurrentStaff, participant: ValidParticipant) -> Participant
 WritableParticipant = Annotated[Participant, Depends(_writable)]
 
 
-@portal_router.post("/studies/{study_id}/participants", status_code=status.HTTP_201_CREATED,
-                    response_model=ParticipantEnrolled, responses=errors(404, 409))
-def enrol_participant(session: SessionDep, staff: CurrentStaff, study_id: uuid.UUID,
-                      body: ParticipantCreate) -> ParticipantEnrolled:
+@portal_router.post(
+    "/studies/{study_id}/participants",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ParticipantEnrolled,
+    responses=errors(404, 409),
+)
+def enrol_participant(
+    session: SessionDep, staff: CurrentStaff, study_id: uuid.UUID, body: ParticipantCreate
+) -> ParticipantEnrolled:
     """Enrol a participant at one of the caller's sites.
 
     The response carries a one-time activation code for the app; it is shown only here. The
@@ -61,80 +66,121 @@ def enrol_participant(session: SessionDep, staff: CurrentStaff, study_id: uuid.U
         raise NotFound("No such site in this study")
     if not staff.can("participant.write", study.id, body.site_id):
         raise Forbidden("Only investigators of this site can enrol participants")
-    participant, code, expires_at = service.enrol(session, study=study, body=body,
-                                                  actor=staff.actor(study.id))
+    participant, code, expires_at = service.enrol(
+        session, study=study, body=body, actor=staff.actor(study.id)
+    )
     public = service.to_public(session, participant)
-    return ParticipantEnrolled(**public.model_dump(), activation_code=code,
-                               activation_expires_at=expires_at)
+    return ParticipantEnrolled(
+        **public.model_dump(), activation_code=code, activation_expires_at=expires_at
+    )
 
 
-@portal_router.get("/studies/{study_id}/participants", response_model=Page[ParticipantPublic],
-                   responses=errors(400, 404))
+@portal_router.get(
+    "/studies/{study_id}/participants",
+    response_model=Page[ParticipantPublic],
+    responses=errors(400, 404),
+)
 def list_participants(
-    session: SessionDep, staff: CurrentStaff, study_id: uuid.UUID, page: Pagination,
+    session: SessionDep,
+    staff: CurrentStaff,
+    study_id: uuid.UUID,
+    page: Pagination,
     site_id: Annotated[uuid.UUID | None, Query()] = None,
-    status: Annotated[Literal["screening", "enrolled", "withdrawn", "completed"] | None,
-                      Query()] = None,
+    status: Annotated[
+        Literal["screening", "enrolled", "withdrawn", "completed"] | None, Query()
+    ] = None,
 ) -> Page[ParticipantPublic]:
     """Participants at the caller's sites, by subject code; filter by site and status."""
-    study = studies_service.get_study_for(session, principal=staff, study_id=study_id,
-                                          permission="participant.read")
-    rows, next_cursor = service.list_for_staff(session, principal=staff, study_id=study.id,
-                                               site_id=site_id, status=status, params=page)
+    study = studies_service.get_study_for(
+        session, principal=staff, study_id=study_id, permission="participant.read"
+    )
+    rows, next_cursor = service.list_for_staff(
+        session, principal=staff, study_id=study.id, site_id=site_id, status=status, params=page
+    )
     versions = service.version_numbers(session, study_id=study.id)
-    return Page(items=[service.to_public(session, p, versions) for p in rows],
-                next_cursor=next_cursor)
+    return Page(
+        items=[service.to_public(session, p, versions) for p in rows], next_cursor=next_cursor
+    )
 
 
-@portal_router.get("/participants/{participant_id}", response_model=ParticipantPublic,
-                   responses=errors(404))
+@portal_router.get(
+    "/participants/{participant_id}", response_model=ParticipantPublic, responses=errors(404)
+)
 def get_participant(session: SessionDep, participant: ValidParticipant) -> ParticipantPublic:
     """One participant (404 when outside the caller's sites)."""
     return service.to_public(session, participant)
 
 
-@portal_router.patch("/participants/{participant_id}", response_model=ParticipantPublic,
-                     responses=errors(404, 409))
-def update_participant(session: SessionDep, staff: CurrentStaff,
-                       participant: WritableParticipant,
-                       body: ParticipantUpdate) -> ParticipantPublic:
+@portal_router.patch(
+    "/participants/{participant_id}", response_model=ParticipantPublic, responses=errors(404, 409)
+)
+def update_participant(
+    session: SessionDep,
+    staff: CurrentStaff,
+    participant: WritableParticipant,
+    body: ParticipantUpdate,
+) -> ParticipantPublic:
     """Change site, time zone, day 0, dose level or status; a reason is required and audited."""
-    updated = service.update(session, participant=participant, body=body,
-                             actor=staff.actor(participant.study_id))
+    updated = service.update(
+        session, participant=participant, body=body, actor=staff.actor(participant.study_id)
+    )
     return service.to_public(session, updated)
 
 
-@portal_router.post("/participants/{participant_id}/withdraw", response_model=ParticipantPublic,
-                    responses=errors(404, 409))
-def withdraw_participant(session: SessionDep, staff: CurrentStaff,
-                         participant: WritableParticipant,
-                         body: WithdrawRequest) -> ParticipantPublic:
+@portal_router.post(
+    "/participants/{participant_id}/withdraw",
+    response_model=ParticipantPublic,
+    responses=errors(404, 409),
+)
+def withdraw_participant(
+    session: SessionDep,
+    staff: CurrentStaff,
+    participant: WritableParticipant,
+    body: WithdrawRequest,
+) -> ParticipantPublic:
     """Withdraw with a reason. The app's tokens stop working on its next request."""
-    withdrawn = service.withdraw(session, participant=participant, reason=body.reason,
-                                 actor=staff.actor(participant.study_id))
+    withdrawn = service.withdraw(
+        session,
+        participant=participant,
+        reason=body.reason,
+        actor=staff.actor(participant.study_id),
+    )
     return service.to_public(session, withdrawn)
 
 
-@portal_router.post("/participants/{participant_id}/activation-code", status_code=201,
-                    response_model=ActivationCodeIssued, responses=errors(404, 409))
-def reissue_activation_code(session: SessionDep, staff: CurrentStaff,
-                            participant: WritableParticipant) -> ActivationCodeIssued:
+@portal_router.post(
+    "/participants/{participant_id}/activation-code",
+    status_code=201,
+    response_model=ActivationCodeIssued,
+    responses=errors(404, 409),
+)
+def reissue_activation_code(
+    session: SessionDep, staff: CurrentStaff, participant: WritableParticipant
+) -> ActivationCodeIssued:
     """Issue a new activation code (a new phone, a lost code); earlier unused codes stop working."""
     if participant.status not in activation.ACTIVE_STATUSES:
         raise Conflict(f"No activation code for a participant who is {participant.status}")
-    code, expires_at = activation.issue_code(session, participant=participant,
-                                             actor=staff.actor(participant.study_id))
-    return ActivationCodeIssued(participant_id=participant.id, activation_code=code,
-                                activation_expires_at=expires_at)
+    code, expires_at = activation.issue_code(
+        session, participant=participant, actor=staff.actor(participant.study_id)
+    )
+    return ActivationCodeIssued(
+        participant_id=participant.id, activation_code=code, activation_expires_at=expires_at
+    )
 
 
 @app_router.get("/me", response_model=MePublic)
 def get_me(participant: CurrentParticipant) -> MePublic:
     """The participant's own profile: study, time zone, day 0 and status."""
-    return MePublic(id=participant.id, subject_code=participant.subject_code,
-                    study_id=participant.study_id, site_id=participant.site_id,
-                    time_zone=participant.time_zone, day0_date=participant.day0_date,
-                    enrolled_on=participant.enrolled_date, status=participant.status)
+    return MePublic(
+        id=participant.id,
+        subject_code=participant.subject_code,
+        study_id=participant.study_id,
+        site_id=participant.site_id,
+        time_zone=participant.time_zone,
+        day0_date=participant.day0_date,
+        enrolled_on=participant.enrolled_date,
+        status=participant.status,
+    )
 
 
 def _limit(request: Request, bucket: str) -> None:
@@ -146,36 +192,62 @@ def _limit(request: Request, bucket: str) -> None:
 
 
 def _unauthorized(request: Request, detail: str) -> JSONResponse:
-    return problem_response(status=401, code="invalid_grant", title="Authentication failed",
-                            detail=detail, request=request,
-                            headers={"WWW-Authenticate": "Bearer"})
+    return problem_response(
+        status=401,
+        code="invalid_grant",
+        title="Authentication failed",
+        detail=detail,
+        request=request,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 @auth_router.post("/activate", response_model=TokenPair, responses=errors(401, 422, 429))
-def activate(request: Request, session: SessionDep, body: ActivateRequest) -> TokenPair | JSONResponse:
+def activate(
+    request: Request, session: SessionDep, body: ActivateRequest
+) -> TokenPair | JSONResponse:
     """Exchange the one-time activation code for an access and a refresh token."""
     _limit(request, "activate")
-    tokens = activation.activate(session, code=body.activation_code,
-                                 ring=request.app.state.keyring,
-                                 settings=request.app.state.settings)
+    tokens = activation.activate(
+        session,
+        code=body.activation_code,
+        ring=request.app.state.keyring,
+        settings=request.app.state.settings,
+    )
     if tokens is None:
         return _unauthorized(request, "The activation code is unknown, used or expired")
-    return TokenPair(access_token=tokens.access_token, refresh_token=tokens.refresh_token,
-                     expires_in=tokens.expires_in, participant_id=tokens.participant_id)
+    return TokenPair(
+        access_token=tokens.access_token,
+        refresh_token=tokens.refresh_token,
+        expires_in=tokens.expires_in,
+        participant_id=tokens.participant_id,
+    )
 
 
 @auth_router.post("/refresh", response_model=TokenPair, responses=errors(401, 422, 429))
-def refresh(request: Request, session: SessionDep, body: RefreshRequest) -> TokenPair | JSONResponse:
+def refresh(
+    request: Request, session: SessionDep, body: RefreshRequest
+) -> TokenPair | JSONResponse:
     """Rotate the refresh token. The old one is spent; presenting it again ends the session."""
     _limit(request, "refresh")
-    outcome = activation.refresh(session, token=body.refresh_token,
-                                 ring=request.app.state.keyring,
-                                 settings=request.app.state.settings)
+    outcome = activation.refresh(
+        session,
+        token=body.refresh_token,
+        ring=request.app.state.keyring,
+        settings=request.app.state.settings,
+    )
     if outcome.tokens is None:
         # Returned, not raised: a detected reuse must commit the family's revocation.
-        detail = ("This refresh token was already used; the session is revoked"
-                  if outcome.reused else "The refresh token is unknown, expired or revoked")
+        detail = (
+            "This refresh token was already used; the session is revoked"
+            if outcome.reused
+            else "The refresh token is unknown, expired or revoked"
+        )
         return _unauthorized(request, detail)
     t = outcome.tokens
-    return TokenPair(access_token=t.access_token, refresh_token=t.refresh_token,
-                     expires_in=t.expires_in, participant_id=t.participant_id)
+    return TokenPair(
+        access_token=t.access_token,
+        refresh_token=t.refresh_token,
+        expires_in=t.expires_in,
+        participant_id=t.participant_id,
+    )

@@ -9,16 +9,21 @@ from pydantic import Field
 from app.core.schemas import Reason, RequestModel, ResponseModel
 from app.core.time import IanaTimeZone
 
-SubjectCode = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
-                    description="Pseudonymous subject code, unique in the study.")
+SubjectCode = Field(
+    min_length=1,
+    max_length=40,
+    pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+    description="Pseudonymous subject code, unique in the study.",
+)
 
 
 class ParticipantCreate(RequestModel):
     subject_code: str = SubjectCode
     site_id: uuid.UUID
     time_zone: IanaTimeZone
-    enrolled_on: date | None = Field(default=None,
-                                     description="Defaults to today in the participant's zone.")
+    enrolled_on: date | None = Field(
+        default=None, description="Defaults to today in the participant's zone."
+    )
     day0_date: date | None = None
     dose_level: str | None = Field(default=None, max_length=40)
     status: Literal["screening", "enrolled"] = "enrolled"

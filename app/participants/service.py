@@ -23,9 +23,18 @@ from app.participants.schemas import ParticipantCreate, ParticipantPublic, Parti
 from app.studies import service as studies_service
 from app.studies.models import ProtocolVersion, Study
 
-AUDITED_FIELDS = ("subject_code", "site_id", "time_zone", "status", "enrolled_date",
-                  "day0_date", "dose_level", "protocol_version_id", "withdrawn_at",
-                  "withdrawal_reason")
+AUDITED_FIELDS = (
+    "subject_code",
+    "site_id",
+    "time_zone",
+    "status",
+    "enrolled_date",
+    "day0_date",
+    "dose_level",
+    "protocol_version_id",
+    "withdrawn_at",
+    "withdrawal_reason",
+)
 
 
 def snapshot(participant: Participant) -> dict[str, Any]:
@@ -37,8 +46,11 @@ def _check_dose_level(definition_levels: list[str], dose_level: str | None) -> N
         return
     if dose_level not in definition_levels:
         allowed = ", ".join(definition_levels) or "none (this protocol has no dose levels)"
-        raise Unprocessable(f"dose_level must be one of the protocol's levels: {allowed}",
-                            field=("body", "dose_level"), rule="protocol_dose_level")
+        raise Unprocessable(
+            f"dose_level must be one of the protocol's levels: {allowed}",
+            field=("body", "dose_level"),
+            rule="protocol_dose_level",
+        )
 
 
 def _protocol_version_number(session: Session, participant: Participant) -> int:
@@ -47,36 +59,59 @@ def _protocol_version_number(session: Session, participant: Participant) -> int:
     return version.version
 
 
-def enrol(session: Session, *, study: Study, body: ParticipantCreate,
-          actor: Actor) -> tuple[Participant, str, Any]:
+def enrol(
+    session: Session, *, study: Study, body: ParticipantCreate, actor: Actor
+) -> tuple[Participant, str, Any]:
     site = studies_service.get_site(session, study_id=study.id, site_id=body.site_id)
     version = studies_service.current_protocol(session, study=study)
     definition = studies_service.protocol_definition(version)
     _check_dose_level([d.code for d in definition.dose_levels], body.dose_level)
     enrolled = body.enrolled_on or today_in(body.time_zone)
     if enrolled > today_in(body.time_zone) + timedelta(days=1):
-        raise Unprocessable("enrolled_on cannot be in the future",
-                            field=("body", "enrolled_on"), rule="not_future")
-    existing = session.exec(select(Participant).where(
-        Participant.study_id == study.id, Participant.subject_code == body.subject_code)).first()
+        raise Unprocessable(
+            "enrolled_on cannot be in the future", field=("body", "enrolled_on"), rule="not_future"
+        )
+    existing = session.exec(
+        select(Participant).where(
+            Participant.study_id == study.id, Participant.subject_code == body.subject_code
+        )
+    ).first()
     if existing is not None:
         raise Conflict(f"Subject code {body.subject_code} is already used in this study")
     participant = Participant(
-        study_id=study.id, site_id=site.id, protocol_version_id=version.id,
-        subject_code=body.subject_code, time_zone=body.time_zone, status=body.status,
-        enrolled_date=enrolled, day0_date=body.day0_date, dose_level=body.dose_level,
+        study_id=study.id,
+        site_id=site.id,
+        protocol_version_id=version.id,
+        subject_code=body.subject_code,
+        time_zone=body.time_zone,
+        status=body.status,
+        enrolled_date=enrolled,
+        day0_date=body.day0_date,
+        dose_level=body.dose_level,
     )
     session.add(participant)
     session.flush()
-    audit.record(session, actor=actor, action="participant.enrol", entity_type="participant",
-                 entity_id=participant.id, study_id=study.id, participant_id=participant.id,
-                 after=snapshot(participant))
+    audit.record(
+        session,
+        actor=actor,
+        action="participant.enrol",
+        entity_type="participant",
+        entity_id=participant.id,
+        study_id=study.id,
+        participant_id=participant.id,
+        after=snapshot(participant),
+    )
     code, expires_at = activation.issue_code(session, participant=participant, actor=actor)
     return participant, code, expires_at
 
 
-def get_for_staff(session: Session, *, principal: StaffPrincipal, participant_id: uuid.UUID,
-                  permission: str = "participant.read") -> Participant:
+def get_for_staff(
+    session: Session,
+    *,
+    principal: StaffPrincipal,
+    participant_id: uuid.UUID,
+    permission: str = "participant.read",
+) -> Participant:
     """The participant if inside the caller's sites (else 404) and permitted (else 403)."""
     participant = session.get(Participant, participant_id)
     if participant is None or not principal.in_scope(participant.study_id, participant.site_id):
@@ -86,9 +121,15 @@ def get_for_staff(session: Session, *, principal: StaffPrincipal, participant_id
     return participant
 
 
-def list_for_staff(session: Session, *, principal: StaffPrincipal, study_id: uuid.UUID,
-                   site_id: uuid.UUID | None, status: str | None,
-                   params: PageParams) -> tuple[list[Participant], str | None]:
+def list_for_staff(
+    session: Session,
+    *,
+    principal: StaffPrincipal,
+    study_id: uuid.UUID,
+    site_id: uuid.UUID | None,
+    status: str | None,
+    params: PageParams,
+) -> tuple[list[Participant], str | None]:
     stmt = select(Participant).where(
         scoping.in_site_scope(principal, Participant.study_id, Participant.site_id, study_id)
     )
@@ -96,24 +137,29 @@ def list_for_staff(session: Session, *, principal: StaffPrincipal, study_id: uui
         stmt = stmt.where(Participant.site_id == site_id)
     if status is not None:
         stmt = stmt.where(Participant.status == status)
-    return paginate(session, stmt,
-                    order_by=[Participant.subject_code, Participant.id],  # type: ignore[list-item]
-                    params=params, scope=f"participants:{study_id}")
+    return paginate(
+        session,
+        stmt,
+        order_by=[Participant.subject_code, Participant.id],  # type: ignore[list-item]
+        params=params,
+        scope=f"participants:{study_id}",
+    )
 
 
-def update(session: Session, *, participant: Participant, body: ParticipantUpdate,
-           actor: Actor) -> Participant:
+def update(
+    session: Session, *, participant: Participant, body: ParticipantUpdate, actor: Actor
+) -> Participant:
     if participant.status == "withdrawn":
         raise Conflict("A withdrawn participant's record cannot be changed")
     changes = body.model_dump(exclude_unset=True, exclude={"reason"})
     for required in ("site_id", "time_zone", "status"):
         if required in changes and changes[required] is None:
-            raise Unprocessable(f"{required} cannot be cleared", field=("body", required),
-                                rule="not_null")
+            raise Unprocessable(
+                f"{required} cannot be cleared", field=("body", required), rule="not_null"
+            )
     before = snapshot(participant)
     if "site_id" in changes:
-        studies_service.get_site(session, study_id=participant.study_id,
-                                 site_id=changes["site_id"])
+        studies_service.get_site(session, study_id=participant.study_id, site_id=changes["site_id"])
     if "dose_level" in changes:
         version = session.get(ProtocolVersion, participant.protocol_version_id)
         assert version is not None
@@ -127,14 +173,24 @@ def update(session: Session, *, participant: Participant, body: ParticipantUpdat
     participant.updated_at = utcnow()
     session.add(participant)
     session.flush()
-    audit.record(session, actor=actor, action="participant.update", entity_type="participant",
-                 entity_id=participant.id, study_id=participant.study_id,
-                 participant_id=participant.id, before=before, after=after, reason=body.reason)
+    audit.record(
+        session,
+        actor=actor,
+        action="participant.update",
+        entity_type="participant",
+        entity_id=participant.id,
+        study_id=participant.study_id,
+        participant_id=participant.id,
+        before=before,
+        after=after,
+        reason=body.reason,
+    )
     return participant
 
 
-def withdraw(session: Session, *, participant: Participant, reason: str,
-             actor: Actor) -> Participant:
+def withdraw(
+    session: Session, *, participant: Participant, reason: str, actor: Actor
+) -> Participant:
     if participant.status == "withdrawn":
         raise Conflict("The participant is already withdrawn")
     before = snapshot(participant)
@@ -146,45 +202,70 @@ def withdraw(session: Session, *, participant: Participant, reason: str,
     session.add(participant)
     _revoke_credentials(session, participant_id=participant.id)
     session.flush()
-    audit.record(session, actor=actor, action="participant.withdraw", entity_type="participant",
-                 entity_id=participant.id, study_id=participant.study_id,
-                 participant_id=participant.id, before=before, after=snapshot(participant),
-                 reason=reason)
+    audit.record(
+        session,
+        actor=actor,
+        action="participant.withdraw",
+        entity_type="participant",
+        entity_id=participant.id,
+        study_id=participant.study_id,
+        participant_id=participant.id,
+        before=before,
+        after=snapshot(participant),
+        reason=reason,
+    )
     return participant
 
 
 def _revoke_credentials(session: Session, *, participant_id: uuid.UUID) -> None:
     now = utcnow()
-    for code in session.exec(select(ActivationCode).where(
+    for code in session.exec(
+        select(ActivationCode).where(
             ActivationCode.participant_id == participant_id,
-            col(ActivationCode.used_at).is_(None), col(ActivationCode.revoked_at).is_(None))):
+            col(ActivationCode.used_at).is_(None),
+            col(ActivationCode.revoked_at).is_(None),
+        )
+    ):
         code.revoked_at = now
         session.add(code)
-    for token in session.exec(select(RefreshToken).where(
-            RefreshToken.participant_id == participant_id,
-            col(RefreshToken.revoked_at).is_(None))):
+    for token in session.exec(
+        select(RefreshToken).where(
+            RefreshToken.participant_id == participant_id, col(RefreshToken.revoked_at).is_(None)
+        )
+    ):
         token.revoked_at = now
         session.add(token)
 
 
-def to_public(session: Session, participant: Participant,
-              version_numbers: dict[uuid.UUID, int] | None = None) -> ParticipantPublic:
+def to_public(
+    session: Session, participant: Participant, version_numbers: dict[uuid.UUID, int] | None = None
+) -> ParticipantPublic:
     version = (version_numbers or {}).get(participant.protocol_version_id)
     if version is None:
         version = _protocol_version_number(session, participant)
     return ParticipantPublic(
-        id=participant.id, study_id=participant.study_id, site_id=participant.site_id,
-        subject_code=participant.subject_code, time_zone=participant.time_zone,
-        status=participant.status, enrolled_on=participant.enrolled_date,
-        day0_date=participant.day0_date, dose_level=participant.dose_level,
-        protocol_version=version, activated=participant.activated_at is not None,
-        created_at=participant.created_at, updated_at=participant.updated_at,
-        withdrawn_at=participant.withdrawn_at, withdrawal_reason=participant.withdrawal_reason,
+        id=participant.id,
+        study_id=participant.study_id,
+        site_id=participant.site_id,
+        subject_code=participant.subject_code,
+        time_zone=participant.time_zone,
+        status=participant.status,
+        enrolled_on=participant.enrolled_date,
+        day0_date=participant.day0_date,
+        dose_level=participant.dose_level,
+        protocol_version=version,
+        activated=participant.activated_at is not None,
+        created_at=participant.created_at,
+        updated_at=participant.updated_at,
+        withdrawn_at=participant.withdrawn_at,
+        withdrawal_reason=participant.withdrawal_reason,
     )
 
 
 def version_numbers(session: Session, *, study_id: uuid.UUID) -> dict[uuid.UUID, int]:
-    rows = session.exec(select(ProtocolVersion.id, ProtocolVersion.version)
-                        .where(ProtocolVersion.study_id == study_id)).all()
+    rows = session.exec(
+        select(ProtocolVersion.id, ProtocolVersion.version).where(
+            ProtocolVersion.study_id == study_id
+        )
+    ).all()
     return dict(rows)
-

@@ -27,13 +27,22 @@ BLINATUMOMAB_NCT06836973: dict[str, Any] = {
     "sites": _LEAD_SITE,
     "day0_event": "first_administration",
     # A clinic visit every 4 weeks from baseline to 6 months: weeks 0, 4, ... 24.
-    "visits": {"interval_days": 28, "count": 7, "window": {"before_days": 3, "after_days": 3},
-               "screening": {"start_day": -28, "end_day": -1}},
+    "visits": {
+        "interval_days": 28,
+        "count": 7,
+        "window": {"before_days": 3, "after_days": 3},
+        "screening": {"start_day": -28, "end_day": -1},
+    },
     # Two 5-day continuous infusions, 1 week between them, counted from the end of cycle 1:
     # cycle 1 on days 0-4 (registry days 1-5), cycle 2 on days 12-16 (registry days 13-17).
-    "dosing": {"pattern": "continuous_infusion_cycles", "product": "blinatumomab",
-               "cycles": [{"cycle": 1, "start_day": 0, "duration_days": 5},
-                          {"cycle": 2, "start_day": 12, "duration_days": 5}]},
+    "dosing": {
+        "pattern": "continuous_infusion_cycles",
+        "product": "blinatumomab",
+        "cycles": [
+            {"cycle": 1, "start_day": 0, "duration_days": 5},
+            {"cycle": 2, "start_day": 12, "duration_days": 5},
+        ],
+    },
     "instruments": [
         *_CORE_CLINIC,
         {"instrument": "mg_qol15", "source": "clinic", "when": "every_visit"},
@@ -60,8 +69,12 @@ CAR_T_CD19_BCMA_NCT06371040: dict[str, Any] = {
     "time_zone": "Asia/Shanghai",
     "sites": _LEAD_SITE,
     "day0_event": "first_administration",
-    "visits": {"interval_days": 28, "count": 7, "window": {"before_days": 3, "after_days": 3},
-               "screening": {"start_day": -28, "end_day": -1}},
+    "visits": {
+        "interval_days": 28,
+        "count": 7,
+        "window": {"before_days": 3, "after_days": 3},
+        "screening": {"start_day": -28, "end_day": -1},
+    },
     "dosing": {"pattern": "single_infusion", "product": "CD19-BCMA CAR-T", "day": 0},
     "dose_levels": [
         {"code": "DL1", "label": "Dose level 1 (Keyboard design)"},
@@ -73,12 +86,18 @@ CAR_T_CD19_BCMA_NCT06371040: dict[str, Any] = {
         {"instrument": "cd19_b_cells", "source": "lab", "when": "monthly"},
         {"instrument": "car_t_cells", "source": "lab", "when": "monthly"},
     ],
-    "safety": {"risk_windows": [{"after": "each_administration", "start_day": 0, "end_day": 14}],
-               "dlt_observation_days": 28},
+    "safety": {
+        "risk_windows": [{"after": "each_administration", "start_day": 0, "end_day": 14}],
+        "dlt_observation_days": 28,
+    },
     "eligibility": {
-        "age_min": 18, "age_max": 80, "mgfa_classes": ["IIa", "IIb", "IIIa", "IIIb", "IVa"],
+        "age_min": 18,
+        "age_max": 80,
+        "mgfa_classes": ["IIa", "IIb", "IIIa", "IIIb", "IVa"],
         "antibodies_any_of": ["anti_achr", "anti_musk", "anti_lrp4"],
-        "mg_adl_min": 5, "qmg_min": 11, "score_rule": "mg_adl_or_qmg",
+        "mg_adl_min": 5,
+        "qmg_min": 11,
+        "score_rule": "mg_adl_or_qmg",
         # "the eye score accounts for no more than 50%": an exact 50 % is allowed.
         "ocular_share": {"max_share": 0.5, "inclusive": True},
     },
@@ -100,8 +119,12 @@ HN2301: dict[str, Any] = {
     "sites": _LEAD_SITE,
     "day0_event": "first_administration",
     # Follow-up to 12 months: a visit every 4 weeks, weeks 0 ... 52; screening from day -28.
-    "visits": {"interval_days": 28, "count": 14, "window": {"before_days": 3, "after_days": 3},
-               "screening": {"start_day": -28, "end_day": -1}},
+    "visits": {
+        "interval_days": 28,
+        "count": 14,
+        "window": {"before_days": 3, "after_days": 3},
+        "screening": {"start_day": -28, "end_day": -1},
+    },
     "dosing": {"pattern": "single_infusion", "product": "HN2301", "day": 0},
     "instruments": [
         *_CORE_CLINIC,
@@ -111,10 +134,15 @@ HN2301: dict[str, Any] = {
         {"instrument": "car_t_cells", "source": "lab", "when": "monthly"},
         {"instrument": "corticosteroid", "source": "diary", "when": "daily"},
     ],
-    "efficacy": {"mg_adl_improvement_delta": 2, "qmg_improvement_delta": 3,
-                 "mgc_improvement_delta": 3},
-    "safety": {"risk_windows": [{"after": "each_administration", "start_day": 0, "end_day": 14}],
-               "ae_follow_up_days": 90},
+    "efficacy": {
+        "mg_adl_improvement_delta": 2,
+        "qmg_improvement_delta": 3,
+        "mgc_improvement_delta": 3,
+    },
+    "safety": {
+        "risk_windows": [{"after": "each_administration", "start_day": 0, "end_day": 14}],
+        "ae_follow_up_days": 90,
+    },
     "follow_up_end_day": 364,
     "notes": [
         "AEs graded by CTCAE v5.0 over 3 months.",
@@ -132,18 +160,32 @@ CAR_NK_NCT07243366: dict[str, Any] = {
     "time_zone": "Asia/Shanghai",
     "sites": _LEAD_SITE,
     "day0_event": "first_administration",
-    "visits": {"interval_days": 28, "count": 7, "window": {"before_days": 3, "after_days": 3},
-               "screening": {"start_day": -28, "end_day": -1}},
+    "visits": {
+        "interval_days": 28,
+        "count": 7,
+        "window": {"before_days": 3, "after_days": 3},
+        "screening": {"start_day": -28, "end_day": -1},
+    },
     # Once every two weeks for a 24-week treatment period: 12 doses at weeks 0, 2, ... 22;
     # week 24 (day 168) closes the period without a dose.
-    "dosing": {"pattern": "repeated_doses", "product": "CD19 CAR-NK", "interval_days": 14,
-               "count": 12, "first_day": 0, "period_end_day": 168, "route": "IV"},
-    "instruments": [*_CORE_CLINIC,
-                    {"instrument": "anti_achr", "source": "lab", "when": "monthly"}],
+    "dosing": {
+        "pattern": "repeated_doses",
+        "product": "CD19 CAR-NK",
+        "interval_days": 14,
+        "count": 12,
+        "first_day": 0,
+        "period_end_day": 168,
+        "route": "IV",
+    },
+    "instruments": [*_CORE_CLINIC, {"instrument": "anti_achr", "source": "lab", "when": "monthly"}],
     "safety": {"risk_windows": [{"after": "each_administration", "start_day": 0, "end_day": 7}]},
     "eligibility": {
-        "age_min": 18, "age_max": 65, "mgfa_classes": ["II", "III", "IV"],
-        "antibodies_any_of": ["anti_achr"], "mg_adl_min": 6, "score_rule": "mg_adl",
+        "age_min": 18,
+        "age_max": 65,
+        "mgfa_classes": ["II", "III", "IV"],
+        "antibodies_any_of": ["anti_achr"],
+        "mg_adl_min": 6,
+        "score_rule": "mg_adl",
         # "ocular sub-score < 50 % of the total": an exact 50 % fails.
         "ocular_share": {"max_share": 0.5, "inclusive": False},
     },
@@ -157,9 +199,10 @@ CAR_NK_NCT07243366: dict[str, Any] = {
         {"therapy": "live vaccine", "min_days": 91},
     ],
     "follow_up_end_day": 168,
-    "notes": ["15 participants; study start 2025-11-25, completion 2027-11-30.",
-              "Washout months are converted to days (1 month = 30 days, 3 months = 91, "
-              "6 months = 182)."],
+    "notes": [
+        "15 participants; study start 2025-11-25, completion 2027-11-30.",
+        "Washout months are converted to days (1 month = 30 days, 3 months = 91, 6 months = 182).",
+    ],
 }
 
 # trials.md section 5 - the Duesseldorf blinatumomab case report (Molecular Therapy 2025).
@@ -170,11 +213,18 @@ BLINATUMOMAB_CASE_REPORT: dict[str, Any] = {
     "sites": [{"code": "DUS", "name": "Duesseldorf"}],
     "day0_event": "first_administration",
     "visits": {"interval_days": 28, "count": 4, "window": {"before_days": 3, "after_days": 3}},
-    "dosing": {"pattern": "continuous_infusion_cycles", "product": "blinatumomab",
-               "cycles": [{"cycle": 1, "start_day": 0, "duration_days": 12},
-                          {"cycle": 2, "start_day": 26, "duration_days": 12}]},
-    "dose_levels": [{"code": "C1", "label": "Cycle 1 dose"},
-                    {"code": "C2", "label": "Cycle 2, higher dose"}],
+    "dosing": {
+        "pattern": "continuous_infusion_cycles",
+        "product": "blinatumomab",
+        "cycles": [
+            {"cycle": 1, "start_day": 0, "duration_days": 12},
+            {"cycle": 2, "start_day": 26, "duration_days": 12},
+        ],
+    },
+    "dose_levels": [
+        {"code": "C1", "label": "Cycle 1 dose"},
+        {"code": "C2", "label": "Cycle 2, higher dose"},
+    ],
     "instruments": [
         *_CORE_CLINIC,
         {"instrument": "steps", "source": "wearable", "when": "daily"},
@@ -182,8 +232,12 @@ BLINATUMOMAB_CASE_REPORT: dict[str, Any] = {
         {"instrument": "anti_achr", "source": "lab", "when": "monthly"},
     ],
     "diary": {"mg_adl_every_days": 7, "steps": True},
-    "safety": {"risk_windows": [{"after": "each_administration", "start_day": 0, "end_day": 7},
-                                {"after": "dose_step_up", "start_day": 0, "end_day": 7}]},
+    "safety": {
+        "risk_windows": [
+            {"after": "each_administration", "start_day": 0, "end_day": 7},
+            {"after": "dose_step_up", "start_day": 0, "end_day": 7},
+        ]
+    },
     "follow_up_end_day": 112,
     "notes": [
         "Second cycle at a higher dose; exact doses were not reported.",

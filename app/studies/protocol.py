@@ -16,8 +16,20 @@ from app.core.time import IanaTimeZone
 PROTOCOL_SCHEMA_VERSION = 1
 
 Instrument = Literal[
-    "mg_adl", "qmg", "mgc", "mg_qol15r", "mg_qol15", "steps", "corticosteroid",
-    "anti_achr", "anti_musk", "anti_lrp4", "cd19_b_cells", "b_cell_subsets", "car_t_cells", "igg",
+    "mg_adl",
+    "qmg",
+    "mgc",
+    "mg_qol15r",
+    "mg_qol15",
+    "steps",
+    "corticosteroid",
+    "anti_achr",
+    "anti_musk",
+    "anti_lrp4",
+    "cd19_b_cells",
+    "b_cell_subsets",
+    "car_t_cells",
+    "igg",
 ]
 
 
@@ -50,7 +62,7 @@ class VisitWindow(Strict):
 
 
 class VisitSchedule(Strict):
-    """Clinic visits every ``interval_days`` from ``first_day``; ``count`` or ``end_day`` ends it."""
+    """Clinic visits every ``interval_days`` from ``first_day``, up to ``count`` or ``end_day``."""
 
     interval_days: int = Field(default=28, ge=1, le=365)
     first_day: int = Field(default=0, ge=-365, le=365)
@@ -119,7 +131,7 @@ class SingleInfusion(Strict):
 
 
 class RepeatedDoses(Strict):
-    """``count`` doses every ``interval_days`` from ``first_day``; the period ends on ``period_end_day``."""
+    """``count`` doses every ``interval_days`` from ``first_day``, within ``period_end_day``."""
 
     pattern: Literal["repeated_doses"] = "repeated_doses"
     product: str = Field(min_length=1, max_length=120)
@@ -178,7 +190,7 @@ class BaselineRule(Strict):
 
 
 class OcularShareRule(Strict):
-    """Ocular items' share of MG-ADL (instruments.md 1.4): ``share < max`` or ``<=`` if inclusive."""
+    """Ocular share of MG-ADL (instruments.md 1.4): ``share < max``, ``<=`` if inclusive."""
 
     max_share: float = Field(default=0.5, gt=0, le=1, allow_inf_nan=False)
     inclusive: bool = False
@@ -247,7 +259,7 @@ class Eligibility(Strict):
 class ProtocolDefinition(Strict):
     """Everything about a trial the service needs, in one document."""
 
-    schema_version: Literal[1] = PROTOCOL_SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     registry_id: str | None = Field(default=None, max_length=40)
     title: str = Field(min_length=1, max_length=300)
     time_zone: IanaTimeZone

@@ -22,87 +22,155 @@ def _definition_json(definition: ProtocolDefinition) -> dict[str, Any]:
     return definition.model_dump(mode="json")
 
 
-def _sync_sites(session: Session, *, study: Study, definition: ProtocolDefinition,
-                actor: Actor) -> None:
+def _sync_sites(
+    session: Session, *, study: Study, definition: ProtocolDefinition, actor: Actor
+) -> None:
     existing = {s.code: s for s in sites_of(session, study_id=study.id)}
     for site_def in definition.sites:
         site = existing.get(site_def.code)
         if site is None:
-            site = Site(study_id=study.id, code=site_def.code, name=site_def.name,
-                        time_zone=site_def.time_zone)
+            site = Site(
+                study_id=study.id,
+                code=site_def.code,
+                name=site_def.name,
+                time_zone=site_def.time_zone,
+            )
             session.add(site)
             session.flush()
-            audit.record(session, actor=actor, action="site.create", entity_type="site",
-                         entity_id=site.id, study_id=study.id,
-                         after={"code": site.code, "name": site.name,
-                                "time_zone": site.time_zone})
+            audit.record(
+                session,
+                actor=actor,
+                action="site.create",
+                entity_type="site",
+                entity_id=site.id,
+                study_id=study.id,
+                after={"code": site.code, "name": site.name, "time_zone": site.time_zone},
+            )
         elif (site.name, site.time_zone) != (site_def.name, site_def.time_zone):
             before = {"name": site.name, "time_zone": site.time_zone}
             site.name, site.time_zone = site_def.name, site_def.time_zone
             session.add(site)
             session.flush()
-            audit.record(session, actor=actor, action="site.update", entity_type="site",
-                         entity_id=site.id, study_id=study.id, before=before,
-                         after={"name": site.name, "time_zone": site.time_zone})
+            audit.record(
+                session,
+                actor=actor,
+                action="site.update",
+                entity_type="site",
+                entity_id=site.id,
+                study_id=study.id,
+                before=before,
+                after={"name": site.name, "time_zone": site.time_zone},
+            )
 
 
 def create_study(session: Session, *, definition: ProtocolDefinition, actor: Actor) -> Study:
-    if definition.registry_id and session.exec(
-        select(Study).where(Study.registry_id == definition.registry_id)
-    ).first():
+    if (
+        definition.registry_id
+        and session.exec(select(Study).where(Study.registry_id == definition.registry_id)).first()
+    ):
         raise Conflict(f"A study with registry id {definition.registry_id} already exists")
-    study = Study(registry_id=definition.registry_id, title=definition.title,
-                  time_zone=definition.time_zone, created_by=actor.id)
+    study = Study(
+        registry_id=definition.registry_id,
+        title=definition.title,
+        time_zone=definition.time_zone,
+        created_by=actor.id,
+    )
     session.add(study)
     session.flush()
-    version = ProtocolVersion(study_id=study.id, version=1,
-                              definition=_definition_json(definition), created_by=actor.id)
+    version = ProtocolVersion(
+        study_id=study.id, version=1, definition=_definition_json(definition), created_by=actor.id
+    )
     session.add(version)
     session.flush()
-    audit.record(session, actor=actor, action="study.create", entity_type="study",
-                 entity_id=study.id, study_id=study.id,
-                 after={"registry_id": study.registry_id, "title": study.title,
-                        "time_zone": study.time_zone, "protocol_version": 1})
-    audit.record(session, actor=actor, action="protocol_version.create",
-                 entity_type="protocol_version", entity_id=version.id, study_id=study.id,
-                 after={"version": 1, "definition": version.definition})
+    audit.record(
+        session,
+        actor=actor,
+        action="study.create",
+        entity_type="study",
+        entity_id=study.id,
+        study_id=study.id,
+        after={
+            "registry_id": study.registry_id,
+            "title": study.title,
+            "time_zone": study.time_zone,
+            "protocol_version": 1,
+        },
+    )
+    audit.record(
+        session,
+        actor=actor,
+        action="protocol_version.create",
+        entity_type="protocol_version",
+        entity_id=version.id,
+        study_id=study.id,
+        after={"version": 1, "definition": version.definition},
+    )
     _sync_sites(session, study=study, definition=definition, actor=actor)
     return study
 
 
-def add_protocol_version(session: Session, *, study: Study, definition: ProtocolDefinition,
-                         reason: str, actor: Actor) -> ProtocolVersion:
+def add_protocol_version(
+    session: Session, *, study: Study, definition: ProtocolDefinition, reason: str, actor: Actor
+) -> ProtocolVersion:
     if definition.registry_id != study.registry_id:
         raise Conflict("A new protocol version cannot change the study's registry id")
     current = current_protocol(session, study=study)
     new_json = _definition_json(definition)
     if current.definition == new_json:
         raise Conflict("The definition is identical to the current version")
-    version = ProtocolVersion(study_id=study.id, version=current.version + 1,
-                              definition=new_json, reason=reason, created_by=actor.id)
+    version = ProtocolVersion(
+        study_id=study.id,
+        version=current.version + 1,
+        definition=new_json,
+        reason=reason,
+        created_by=actor.id,
+    )
     session.add(version)
-    before = {"title": study.title, "time_zone": study.time_zone,
-              "protocol_version": study.current_protocol_version}
+    before = {
+        "title": study.title,
+        "time_zone": study.time_zone,
+        "protocol_version": study.current_protocol_version,
+    }
     study.title, study.time_zone = definition.title, definition.time_zone
     study.current_protocol_version = version.version
     session.add(study)
     session.flush()
-    audit.record(session, actor=actor, action="protocol_version.create",
-                 entity_type="protocol_version", entity_id=version.id, study_id=study.id,
-                 reason=reason, before={"definition": current.definition},
-                 after={"definition": new_json, "version": version.version})
-    audit.record(session, actor=actor, action="study.update", entity_type="study",
-                 entity_id=study.id, study_id=study.id, reason=reason, before=before,
-                 after={"title": study.title, "time_zone": study.time_zone,
-                        "protocol_version": study.current_protocol_version})
+    audit.record(
+        session,
+        actor=actor,
+        action="protocol_version.create",
+        entity_type="protocol_version",
+        entity_id=version.id,
+        study_id=study.id,
+        reason=reason,
+        before={"definition": current.definition},
+        after={"definition": new_json, "version": version.version},
+    )
+    audit.record(
+        session,
+        actor=actor,
+        action="study.update",
+        entity_type="study",
+        entity_id=study.id,
+        study_id=study.id,
+        reason=reason,
+        before=before,
+        after={
+            "title": study.title,
+            "time_zone": study.time_zone,
+            "protocol_version": study.current_protocol_version,
+        },
+    )
     _sync_sites(session, study=study, definition=definition, actor=actor)
     return version
 
 
 def current_protocol(session: Session, *, study: Study) -> ProtocolVersion:
     version = session.exec(
-        select(ProtocolVersion).where(ProtocolVersion.study_id == study.id,
-                                      ProtocolVersion.version == study.current_protocol_version)
+        select(ProtocolVersion).where(
+            ProtocolVersion.study_id == study.id,
+            ProtocolVersion.version == study.current_protocol_version,
+        )
     ).one()
     return version
 
@@ -112,8 +180,9 @@ def protocol_definition(version: ProtocolVersion) -> ProtocolDefinition:
 
 
 def sites_of(session: Session, *, study_id: uuid.UUID) -> list[Site]:
-    return list(session.exec(select(Site).where(Site.study_id == study_id)
-                             .order_by(col(Site.code))).all())
+    return list(
+        session.exec(select(Site).where(Site.study_id == study_id).order_by(col(Site.code))).all()
+    )
 
 
 def get_site(session: Session, *, study_id: uuid.UUID, site_id: uuid.UUID) -> Site:
@@ -123,8 +192,13 @@ def get_site(session: Session, *, study_id: uuid.UUID, site_id: uuid.UUID) -> Si
     return site
 
 
-def get_study_for(session: Session, *, principal: StaffPrincipal, study_id: uuid.UUID,
-                  permission: str = "study.read") -> Study:
+def get_study_for(
+    session: Session,
+    *,
+    principal: StaffPrincipal,
+    study_id: uuid.UUID,
+    permission: str = "study.read",
+) -> Study:
     """The study if the caller has it in scope (else 404) and holds ``permission`` (else 403)."""
     study = session.get(Study, study_id)
     if study is None or not principal.in_scope(study.id):
@@ -134,23 +208,34 @@ def get_study_for(session: Session, *, principal: StaffPrincipal, study_id: uuid
     return study
 
 
-def list_studies(session: Session, *, principal: StaffPrincipal,
-                 params: PageParams) -> tuple[list[Study], str | None]:
+def list_studies(
+    session: Session, *, principal: StaffPrincipal, params: PageParams
+) -> tuple[list[Study], str | None]:
     stmt = select(Study).where(scoping.study_filter(principal, Study.id))
-    return paginate(session, stmt, order_by=[Study.created_at, Study.id],  # type: ignore[list-item]
-                    params=params, scope="studies")
+    return paginate(
+        session,
+        stmt,
+        order_by=[Study.created_at, Study.id],  # type: ignore[list-item]
+        params=params,
+        scope="studies",
+    )
 
 
 def to_public(session: Session, study: Study) -> StudyPublic:
     return StudyPublic(
-        id=study.id, registry_id=study.registry_id, title=study.title,
-        time_zone=study.time_zone, status=study.status,
-        protocol_version=study.current_protocol_version, created_at=study.created_at,
+        id=study.id,
+        registry_id=study.registry_id,
+        title=study.title,
+        time_zone=study.time_zone,
+        status=study.status,
+        protocol_version=study.current_protocol_version,
+        created_at=study.created_at,
         sites=[SitePublic.model_validate(s) for s in sites_of(session, study_id=study.id)],
     )
 
 
 def to_detail(session: Session, study: Study) -> StudyDetail:
     public = to_public(session, study)
-    return StudyDetail(**public.model_dump(),
-                       protocol=protocol_definition(current_protocol(session, study=study)))
+    return StudyDetail(
+        **public.model_dump(), protocol=protocol_definition(current_protocol(session, study=study))
+    )
