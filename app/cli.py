@@ -116,9 +116,9 @@ def _grant(
         study_sites: list[uuid.UUID | None] = [
             s for s, row in site_rows.items() if row and row.study_id == study_id
         ]
-        for site_id in study_sites or [None]:
+        for scoped_site in study_sites or [None]:
             auth_service.grant_membership(
-                session, user=user, role=role, study_id=study_id, site_id=site_id, actor=actor
+                session, user=user, role=role, study_id=study_id, site_id=scoped_site, actor=actor
             )
 
 
