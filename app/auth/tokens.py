@@ -12,6 +12,7 @@ algorithm-confusion fix is incomplete for DER public keys used as HMAC secrets. 
 from __future__ import annotations
 
 import json
+import math
 import re
 import secrets
 import time
@@ -31,6 +32,8 @@ MAX_TOKEN_LENGTH = 8192
 _KID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "x5t", "crit", "zip", "enc"})
 _ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "ES256", "ES384"})
+_IDP_AUDIENCES = frozenset({PORTAL_AUDIENCE})
+_TIME_CLAIMS = ("exp", "iat", "nbf")
 
 
 class TokenError(Exception):
@@ -43,6 +46,9 @@ class VerificationKey:
     algorithm: str
     key: Any
     issuer: str
+    #: The audiences this key may sign for. A site's identity provider signs staff (portal)
+    #: tokens only; participant tokens come from our own activation flow.
+    audiences: frozenset[str] = frozenset({APP_AUDIENCE, PORTAL_AUDIENCE})
 
 
 @dataclass
@@ -61,9 +67,14 @@ class KeyRing:
             key=settings.jwt_secret,
             issuer=settings.jwt_issuer,
         )
+        if not _KID.match(signing.kid):
+            raise ValueError(f"MGDIARY_JWT_KID {signing.kid!r} is not a simple key id")
         ring = cls(signing=signing, keys={signing.kid: signing})
         for item in settings.jwt_previous_secrets:
             kid, _, secret = item.partition(":")
+            if not _KID.match(kid):
+                # A kid no token header can name would never verify anything: fail at start-up.
+                raise ValueError(f"previous key id {kid!r} is not a simple key id")
             ring.add(
                 VerificationKey(kid=kid, algorithm="HS256", key=secret, issuer=settings.jwt_issuer)
             )
@@ -111,7 +122,11 @@ def load_public_keys(path: Path, *, issuer: str) -> list[VerificationKey]:
                 raise ValueError("the JWKS file holds a private key; give public keys only")
             algorithm = _algorithm_for(entry.get("kty", ""), entry.get("alg"), entry.get("crv"))
             jwk.construct(entry, algorithm)  # fail at start-up, not at the first request
-            keys.append(VerificationKey(kid=kid, algorithm=algorithm, key=entry, issuer=issuer))
+            keys.append(
+                VerificationKey(
+                    kid=kid, algorithm=algorithm, key=entry, issuer=issuer, audiences=_IDP_AUDIENCES
+                )
+            )
         if not keys:
             raise ValueError(f"no signing keys in {path}")
         return keys
@@ -122,7 +137,15 @@ def load_public_keys(path: Path, *, issuer: str) -> list[VerificationKey]:
             jwk.construct(text, algorithm)
         except (JOSEError, ValueError, TypeError):
             continue
-        return [VerificationKey(kid="pem:idp", algorithm=algorithm, key=text, issuer=issuer)]
+        return [
+            VerificationKey(
+                kid="pem:idp",
+                algorithm=algorithm,
+                key=text,
+                issuer=issuer,
+                audiences=_IDP_AUDIENCES,
+            )
+        ]
     raise ValueError(f"{path} is neither a JWKS file nor an RSA/EC public key in PEM")
 
 
@@ -167,15 +190,25 @@ def _select_key(ring: KeyRing, header: Any) -> VerificationKey:
         raise TokenError("token algorithm missing")
     kid = header.get("kid")
     if kid is None:
+        # Only a single PEM identity-provider key may be used without a kid. Its internal id
+        # ("pem:idp") is deliberately outside the kid syntax, so no header can name it.
         if ring.default_kid_for_unkeyed is None:
             raise TokenError("token key id missing")
-        kid = ring.default_kid_for_unkeyed
-    if not isinstance(kid, str) or not _KID.match(kid) or kid not in ring.keys:
+        key = ring.keys[ring.default_kid_for_unkeyed]
+    elif not isinstance(kid, str) or not _KID.match(kid) or kid not in ring.keys:
         raise TokenError("unknown token key id")
-    key = ring.keys[kid]
+    else:
+        key = ring.keys[kid]
     if alg != key.algorithm:
         raise TokenError("token algorithm does not match its key")
     return key
+
+
+def _is_numeric_date(value: Any) -> bool:
+    """RFC 7519 NumericDate: a finite JSON number (python-jose also accepts numeric strings)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value)
 
 
 def verify_token(ring: KeyRing, token: str, *, audience: str, leeway: int = 30) -> dict[str, Any]:
@@ -187,6 +220,8 @@ def verify_token(ring: KeyRing, token: str, *, audience: str, leeway: int = 30) 
     except (JOSEError, ValueError, TypeError, UnicodeError) as exc:
         raise TokenError("malformed token") from exc
     key = _select_key(ring, header)
+    if audience not in key.audiences:
+        raise TokenError("token key may not sign for this audience")
     options = {
         "verify_signature": True,
         "verify_aud": True,
@@ -210,10 +245,14 @@ def verify_token(ring: KeyRing, token: str, *, audience: str, leeway: int = 30) 
             issuer=key.issuer,
             options=options,
         )
-    except (JOSEError, ValueError, TypeError, KeyError, UnicodeError) as exc:
+    except (JOSEError, ValueError, TypeError, KeyError, UnicodeError, ArithmeticError) as exc:
+        # ArithmeticError: python-jose calls int() on exp/iat/nbf, and int(inf) overflows.
         raise TokenError("token signature or claims are not valid") from exc
     if not isinstance(claims, dict):
         raise TokenError("malformed token claims")
+    for name in _TIME_CLAIMS:
+        if name in claims and not _is_numeric_date(claims[name]):
+            raise TokenError(f"token claim {name} must be a number")
     current = time.time()
     iat = claims.get("iat")
     if not isinstance(iat, int | float) or iat > current + min(leeway, 30):

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from app.audit import service as audit
@@ -137,8 +138,10 @@ def activate(
     participant = session.get(Participant, row.participant_id)
     if participant is None or participant.status not in ACTIVE_STATUSES:
         return None
-    row.used_at = now
-    session.add(row)
+    # Claim the code with a conditional UPDATE: of two concurrent requests with the same code
+    # only one matches (the other waits for its row lock, then sees used_at set).
+    if not _claim(session, ActivationCode, row.id, used_at=now):
+        return None
     if participant.activated_at is None:
         participant.activated_at = now
         session.add(participant)
@@ -173,37 +176,67 @@ def refresh(session: Session, *, token: str, ring: KeyRing, settings: Settings) 
     now = utcnow()
     if row is None or row.revoked_at is not None or row.expires_at <= now:
         return RefreshOutcome(tokens=None)
-    if row.spent_at is not None:
-        revoked = 0
-        for link in session.exec(
-            select(RefreshToken).where(
-                RefreshToken.family_id == row.family_id, col(RefreshToken.revoked_at).is_(None)
+    if row.spent_at is None:
+        participant = session.get(Participant, row.participant_id)
+        if participant is None or participant.status not in ACTIVE_STATUSES:
+            return RefreshOutcome(tokens=None)
+        # A conditional UPDATE: of two concurrent requests with the same token only one wins;
+        # the loser falls through to reuse detection below (the token was presented twice).
+        if _claim(session, RefreshToken, row.id, spent_at=now):
+            return RefreshOutcome(
+                tokens=_issue_pair(
+                    session,
+                    participant=participant,
+                    family_id=row.family_id,
+                    ring=ring,
+                    settings=settings,
+                )
             )
-        ):
-            link.revoked_at = now
-            session.add(link)
-            revoked += 1
-        session.flush()
-        audit.record(
-            session,
-            actor=Actor(type="system", id="mgdiary", role="system"),
-            action="refresh_token.reuse_detected",
-            entity_type="refresh_token_family",
-            entity_id=row.family_id,
-            participant_id=row.participant_id,
-            after={"revoked_links": revoked},
+    revoked = 0
+    for link in session.exec(
+        select(RefreshToken).where(
+            RefreshToken.family_id == row.family_id, col(RefreshToken.revoked_at).is_(None)
         )
-        return RefreshOutcome(tokens=None, reused=True)
-    participant = session.get(Participant, row.participant_id)
-    if participant is None or participant.status not in ACTIVE_STATUSES:
-        return RefreshOutcome(tokens=None)
-    row.spent_at = now
-    session.add(row)
-    return RefreshOutcome(
-        tokens=_issue_pair(
-            session, participant=participant, family_id=row.family_id, ring=ring, settings=settings
-        )
+    ):
+        link.revoked_at = now
+        session.add(link)
+        revoked += 1
+    session.flush()
+    audit.record(
+        session,
+        actor=Actor(type="system", id="mgdiary", role="system"),
+        action="refresh_token.reuse_detected",
+        entity_type="refresh_token_family",
+        entity_id=row.family_id,
+        participant_id=row.participant_id,
+        after={"revoked_links": revoked},
     )
+    return RefreshOutcome(tokens=None, reused=True)
+
+
+def _claim(
+    session: Session,
+    model: type[ActivationCode] | type[RefreshToken],
+    row_id: uuid.UUID,
+    **values: datetime,
+) -> bool:
+    """Set ``values`` on the row only if it is still unused and unrevoked; True if it was."""
+    (field,) = values
+    result = session.exec(
+        update(model)
+        .where(
+            col(model.id) == row_id,
+            col(getattr(model, field)).is_(None),
+            col(model.revoked_at).is_(None),
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    claimed = result.rowcount == 1
+    row = session.get(model, row_id)
+    if row is not None:
+        session.expire(row, [field])  # reload what the database now holds on next access
+    return claimed
 
 
 def family_revoked(session: Session, *, family_id: uuid.UUID) -> bool:

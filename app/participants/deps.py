@@ -26,12 +26,14 @@ def get_current_participant(session: SessionDep, principal: ParticipantClaims) -
     participant = session.get(Participant, principal.participant_id)
     if participant is None:
         raise Unauthorized("This participant is not known")
+    # Before the session check: withdrawal also revokes every session, and the app must learn
+    # that participation ended (403), not that it should ask for a new activation code (401).
+    if participant.status == "withdrawn":
+        raise ParticipantWithdrawn("The participant has been withdrawn from the study")
     if principal.family_id is not None and activation.family_revoked(
         session, family_id=principal.family_id
     ):
         raise Unauthorized("This session has been revoked; activate the app again")
-    if participant.status == "withdrawn":
-        raise ParticipantWithdrawn("The participant has been withdrawn from the study")
     return participant
 
 
