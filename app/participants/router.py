@@ -120,7 +120,16 @@ def update_participant(
     participant: WritableParticipant,
     body: ParticipantUpdate,
 ) -> ParticipantPublic:
-    """Change site, time zone, day 0, dose level or status; a reason is required and audited."""
+    """Change site, time zone, day 0, dose level or status; a reason is required and audited.
+
+    A transfer needs the same rights at the new site as enrolment there: a site outside the
+    caller's sites is 404, one they cannot write at is 403.
+    """
+    if body.site_id is not None and body.site_id != participant.site_id:
+        if not staff.in_scope(participant.study_id, body.site_id):
+            raise NotFound("No such site in this study")
+        if not staff.can("participant.write", participant.study_id, body.site_id):
+            raise Forbidden("Only investigators of the new site can move a participant there")
     updated = service.update(
         session, participant=participant, body=body, actor=staff.actor(participant.study_id)
     )

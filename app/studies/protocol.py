@@ -255,12 +255,23 @@ class Eligibility(Strict):
     score_rule: Literal["mg_adl", "qmg", "mg_adl_or_qmg", "mg_adl_and_qmg"] | None = None
     ocular_share: OcularShareRule | None = None
 
+    @model_validator(mode="after")
+    def _consistent(self) -> Eligibility:
+        if self.age_min is not None and self.age_max is not None and self.age_max < self.age_min:
+            raise ValueError("age_max must not be below age_min")
+        if self.score_rule is not None:
+            if "mg_adl" in self.score_rule and self.mg_adl_min is None:
+                raise ValueError(f"score_rule {self.score_rule} needs mg_adl_min")
+            if "qmg" in self.score_rule and self.qmg_min is None:
+                raise ValueError(f"score_rule {self.score_rule} needs qmg_min")
+        return self
+
 
 class ProtocolDefinition(Strict):
     """Everything about a trial the service needs, in one document."""
 
     schema_version: Literal[1] = 1
-    registry_id: str | None = Field(default=None, max_length=40)
+    registry_id: str | None = Field(default=None, min_length=1, max_length=40, pattern=r"^\S+$")
     title: str = Field(min_length=1, max_length=300)
     time_zone: IanaTimeZone
     sites: list[SiteDefinition] = Field(min_length=1, max_length=500)
