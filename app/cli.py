@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+from pydantic import ValidationError
 from sqlmodel import Session, select
 
 from app.audit.service import Actor
@@ -149,17 +150,19 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     migrate(settings)
     subject = args.subject or f"dev-{args.role}"
     engine = create_db_engine(settings)
-    with Session(engine) as session:
-        _grant(
-            session,
-            subject=subject,
-            role=args.role,
-            studies=args.study,
-            sites=args.site,
-            actor=CLI_ACTOR,
-        )
-        session.commit()
-    engine.dispose()
+    try:
+        with Session(engine) as session:
+            _grant(
+                session,
+                subject=subject,
+                role=args.role,
+                studies=args.study,
+                sites=args.site,
+                actor=CLI_ACTOR,
+            )
+            session.commit()
+    finally:
+        engine.dispose()
     print(
         staff_token(
             settings,
@@ -176,10 +179,12 @@ def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     migrate(settings)
     engine = create_db_engine(settings)
-    with Session(engine) as session:
-        summary = load_demo(session, settings)
-        session.commit()
-    engine.dispose()
+    try:
+        with Session(engine) as session:
+            summary = load_demo(session, settings)
+            session.commit()
+    finally:
+        engine.dispose()
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -370,8 +375,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = get_settings()
-    except ValueError as exc:
-        print(f"mgdiary: {exc}", file=sys.stderr)
+    except ValidationError as exc:
+        # Never print pydantic's rendering: it repeats the input values, secrets included.
+        for error in exc.errors(include_url=False, include_input=False, include_context=False):
+            where = ".".join(str(part) for part in error["loc"])
+            setting = f"MGDIARY_{where.upper()}: " if where else ""
+            print(f"mgdiary: invalid settings: {setting}{error['msg']}", file=sys.stderr)
         return 2
     result: int = args.func(args, settings)
     return result

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from app import __version__
 from app.api import build_router
 from app.auth.tokens import KeyRing
+from app.core.bodylimit import BodyLimitMiddleware
 from app.core.config import Settings, get_settings
 from app.core.db import create_db_engine
 from app.core.errors import install_error_handlers
@@ -40,7 +41,6 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         redoc_url=None,
         openapi_url="/openapi.json" if show_docs else None,
         generate_unique_id_function=operation_id,
-        max_body_size=settings.max_body_bytes,
     )
     app.state.settings = settings
     app.state.engine = engine or create_db_engine(settings)
@@ -51,6 +51,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.migration_heads = head_revisions()
     install_error_handlers(app)
     app.include_router(build_router())
+    # Inside CORS (a 413 still carries CORS headers) and inside the request id.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 
 from app import __version__
 from app.api import APP_PREFIX, AUTH_PREFIX, PORTAL_PREFIX
@@ -23,10 +23,19 @@ DOCUMENTS = {
 }
 
 
+def api_routes(app: FastAPI) -> list[RouteContext]:
+    """Every API route with its effective (prefixed) path, methods and dependencies.
+
+    Since FastAPI 0.16x ``app.routes`` holds included routers, not their routes: walking it for
+    ``APIRoute`` instances finds nothing, so always walk the route contexts.
+    """
+    return [rc for rc in iter_route_contexts(app.routes) if isinstance(rc.original_route, APIRoute)]
+
+
 def build_documents(app: FastAPI) -> dict[str, dict[str, Any]]:
     documents = {}
     for name, (title, prefixes) in DOCUMENTS.items():
-        routes = [r for r in app.routes if isinstance(r, APIRoute) and r.path.startswith(prefixes)]
+        routes = [rc for rc in api_routes(app) if (rc.path or "").startswith(prefixes)]
         documents[name] = get_openapi(
             title=title, version=__version__, routes=routes, description=app.description
         )

@@ -164,6 +164,10 @@ def problem_response(
         body["errors"] = errors
     if extra:
         body.update(extra)
+    headers = dict(headers or {})
+    if body["request_id"]:
+        # A 500 is sent by Starlette's outermost middleware, past the request-id middleware.
+        headers.setdefault("X-Request-ID", body["request_id"])
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
 
 
@@ -281,7 +285,13 @@ def _is_connection_problem(exc: DBAPIError) -> bool:
 
 
 def _internal(request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    logger.error(
+        "unhandled error on %s %s (request id %s)",
+        request.method,
+        request.url.path,
+        current_request_id(),
+        exc_info=exc,
+    )
     return problem_response(
         status=500,
         code="internal_error",

@@ -20,6 +20,7 @@ from fastapi import Query
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, literal, tuple_
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -106,8 +107,25 @@ def decode_cursor(scope: str, cursor: str, decoders: Sequence[Callable[[Any], An
         ) from exc
 
 
+def _python_type(column: InstrumentedAttribute[Any]) -> type:
+    """The column's Python type, looking through type decorators that do not declare one.
+
+    ``UTCDateTime`` and SQLModel's ``AutoString`` answer ``object``: decoding a cursor value with
+    ``object(value)`` fails, which refused every genuine cursor on those lists.
+    """
+    sql_type: Any = column.type
+    while True:
+        try:
+            python_type: type = sql_type.python_type
+        except NotImplementedError:
+            python_type = object
+        if python_type is not object or not isinstance(sql_type, TypeDecorator):
+            return python_type
+        sql_type = sql_type.impl_instance
+
+
 def _decoder(column: InstrumentedAttribute[Any]) -> Callable[[Any], Any]:
-    python_type = column.type.python_type
+    python_type = _python_type(column)
     if python_type is datetime:
         return datetime.fromisoformat
     if python_type is date:
