@@ -6,11 +6,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from app.audit import router as audit_router
-from app.auth.deps import get_current_staff, get_participant_principal
+from app.auth.deps import get_current_staff
 from app.core import health
 from app.core.responses import AUTHENTICATED, errors
 from app.core.routing import StrictRoute
 from app.participants import router as participants_router
+from app.participants.deps import get_current_participant
 from app.studies import router as studies_router
 
 APP_PREFIX = "/app/v1"
@@ -36,7 +37,7 @@ def build_router() -> APIRouter:
     app_api = APIRouter(
         prefix=APP_PREFIX,
         route_class=StrictRoute,
-        dependencies=[Depends(get_participant_principal)],
+        dependencies=[Depends(get_current_participant)],
         responses=AUTHENTICATED,
     )
     app_api.include_router(participants_router.app_router)

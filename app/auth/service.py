@@ -49,6 +49,7 @@ def grant_membership(
     study_id: uuid.UUID | None,
     site_id: uuid.UUID | None,
     actor: Actor,
+    reason: str | None = None,
 ) -> StaffMembership:
     """Grant a role (idempotent: an identical active membership is returned as it is)."""
     for existing in active_memberships(session, staff_user_id=user.id):
@@ -67,6 +68,7 @@ def grant_membership(
         entity_id=membership.id,
         study_id=study_id,
         after={"subject": user.subject, "role": role, "study_id": study_id, "site_id": site_id},
+        reason=reason,
     )
     return membership
 

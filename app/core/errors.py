@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -203,6 +203,20 @@ HTTP_CODES: dict[int, tuple[str, str]] = {
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+        # A uniqueness or reference check lost a race with a concurrent request (the services
+        # check first; the database constraint is the last word). Nothing was committed.
+        logger.info("integrity conflict on %s %s", request.method, request.url.path)
+        return problem_response(
+            status=409,
+            code="conflict",
+            title="Conflict",
+            detail="The request conflicts with a record written at the same time; "
+            "read the current state and retry.",
+            request=request,
+        )
+
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
         errors = None

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.core.db import SessionDep
+from app.core.errors import problem_response
 from app.core.responses import errors
 from app.core.routing import StrictRoute
 
@@ -51,6 +52,18 @@ def healthz() -> Health:
     return Health(status="ok")
 
 
+def _not_ready(request: Request, detail: str, **fields: str) -> JSONResponse:
+    return problem_response(
+        status=503,
+        code="not_ready",
+        title="Service not ready",
+        detail=detail,
+        request=request,
+        headers={"Retry-After": "5"},
+        extra=fields,
+    )
+
+
 @router.get("/readyz", response_model=Health, responses=errors(503))
 def readyz(request: Request, session: SessionDep) -> Health | JSONResponse:
     """200 when the database answers and its schema is at the newest migration, else 503."""
@@ -58,19 +71,12 @@ def readyz(request: Request, session: SessionDep) -> Health | JSONResponse:
     try:
         current = current_revisions(session.connection())
     except SQLAlchemyError:
-        return JSONResponse(
-            {"status": "unavailable", "database": "unreachable"},
-            status_code=503,
-            headers={"Retry-After": "5"},
-        )
+        return _not_ready(request, "The database does not answer", database="unreachable")
     if current != heads:
-        return JSONResponse(
-            {
-                "status": "unavailable",
-                "database": "ok",
-                "migrations": "behind" if current else "none",
-            },
-            status_code=503,
-            headers={"Retry-After": "5"},
+        return _not_ready(
+            request,
+            "The database schema is not at the newest migration; run `mgdiary migrate`",
+            database="ok",
+            migrations="behind" if current else "none",
         )
     return Health(status="ok", database="ok", migrations="head")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from app.auth.deps import CurrentStaff
@@ -207,13 +207,27 @@ def _unauthorized(request: Request, detail: str) -> JSONResponse:
         title="Authentication failed",
         detail=detail,
         request=request,
-        headers={"WWW-Authenticate": "Bearer"},
+        headers={"WWW-Authenticate": "Bearer", **NO_STORE},
+    )
+
+
+#: Token responses must never be cached (RFC 6749 section 5.1).
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _token_pair(tokens: activation.IssuedTokens, response: Response) -> TokenPair:
+    response.headers.update(NO_STORE)
+    return TokenPair(
+        access_token=tokens.access_token,
+        refresh_token=tokens.refresh_token,
+        expires_in=tokens.expires_in,
+        participant_id=tokens.participant_id,
     )
 
 
 @auth_router.post("/activate", response_model=TokenPair, responses=errors(401, 422, 429))
 def activate(
-    request: Request, session: SessionDep, body: ActivateRequest
+    request: Request, response: Response, session: SessionDep, body: ActivateRequest
 ) -> TokenPair | JSONResponse:
     """Exchange the one-time activation code for an access and a refresh token."""
     _limit(request, "activate")
@@ -225,17 +239,12 @@ def activate(
     )
     if tokens is None:
         return _unauthorized(request, "The activation code is unknown, used or expired")
-    return TokenPair(
-        access_token=tokens.access_token,
-        refresh_token=tokens.refresh_token,
-        expires_in=tokens.expires_in,
-        participant_id=tokens.participant_id,
-    )
+    return _token_pair(tokens, response)
 
 
 @auth_router.post("/refresh", response_model=TokenPair, responses=errors(401, 422, 429))
 def refresh(
-    request: Request, session: SessionDep, body: RefreshRequest
+    request: Request, response: Response, session: SessionDep, body: RefreshRequest
 ) -> TokenPair | JSONResponse:
     """Rotate the refresh token. The old one is spent; presenting it again ends the session."""
     _limit(request, "refresh")
@@ -253,10 +262,4 @@ def refresh(
             else "The refresh token is unknown, expired or revoked"
         )
         return _unauthorized(request, detail)
-    t = outcome.tokens
-    return TokenPair(
-        access_token=t.access_token,
-        refresh_token=t.refresh_token,
-        expires_in=t.expires_in,
-        participant_id=t.participant_id,
-    )
+    return _token_pair(outcome.tokens, response)

@@ -12,7 +12,7 @@ from app.auth import service as auth_service
 from app.auth.deps import CurrentStaff
 from app.auth.models import StaffMembership, StaffUser
 from app.core.db import SessionDep
-from app.core.errors import Forbidden, NotFound
+from app.core.errors import Conflict, Forbidden, NotFound
 from app.core.pagination import Page, PageParams, page_params
 from app.core.responses import errors
 from app.core.routing import StrictRoute
@@ -27,6 +27,8 @@ from app.studies.schemas import (
     ProtocolVersionCreate,
     ProtocolVersionPublic,
     RevokeRequest,
+    StaffActiveChange,
+    StaffUserPublic,
     StudyDetail,
     StudyPublic,
 )
@@ -39,7 +41,7 @@ Pagination = Annotated[PageParams, Depends(page_params)]
 def list_studies(session: SessionDep, staff: CurrentStaff, page: Pagination) -> Page[StudyPublic]:
     """Studies the caller has a role in (all of them for a system administrator)."""
     rows, next_cursor = service.list_studies(session, principal=staff, params=page)
-    return Page(items=[service.to_public(session, s) for s in rows], next_cursor=next_cursor)
+    return Page(items=service.to_public_many(session, rows), next_cursor=next_cursor)
 
 
 @portal_router.post(
@@ -121,6 +123,7 @@ def list_protocol_templates(staff: CurrentStaff) -> list[ProtocolTemplate]:
 def _membership_public(m: StaffMembership, subject: str) -> MembershipPublic:
     return MembershipPublic(
         id=m.id,
+        staff_user_id=m.staff_user_id,
         subject=subject,
         role=m.role,
         study_id=m.study_id,
@@ -167,7 +170,13 @@ def grant_staff(
     actor = staff.actor(study.id)
     user = auth_service.get_or_create_staff_user(session, subject=body.subject, actor=actor)
     membership = auth_service.grant_membership(
-        session, user=user, role=body.role, study_id=study.id, site_id=body.site_id, actor=actor
+        session,
+        user=user,
+        role=body.role,
+        study_id=study.id,
+        site_id=body.site_id,
+        actor=actor,
+        reason=body.reason,
     )
     return _membership_public(membership, user.subject)
 
@@ -193,3 +202,43 @@ def revoke_staff(
         session, membership=membership, actor=staff.actor(membership.study_id), reason=body.reason
     )
     return _membership_public(membership, user.subject)
+
+
+def _set_active(
+    session: SessionDep, staff: CurrentStaff, staff_user_id: uuid.UUID, active: bool, reason: str
+) -> StaffUserPublic:
+    if not staff.is_global_admin:
+        raise Forbidden("Only a system administrator can activate or deactivate staff accounts")
+    user = session.get(StaffUser, staff_user_id)
+    if user is None:
+        raise NotFound("No such staff account")
+    if user.id == staff.staff_user_id and not active:
+        raise Conflict("You cannot deactivate your own account")
+    auth_service.set_staff_active(
+        session, user=user, active=active, actor=staff.actor(), reason=reason
+    )
+    return StaffUserPublic.model_validate(user)
+
+
+@portal_router.post(
+    "/staff-users/{staff_user_id}/deactivate",
+    response_model=StaffUserPublic,
+    responses=errors(404, 409),
+)
+def deactivate_staff_user(
+    session: SessionDep, staff: CurrentStaff, staff_user_id: uuid.UUID, body: StaffActiveChange
+) -> StaffUserPublic:
+    """Deactivate a staff account everywhere (system administrators); effective immediately."""
+    return _set_active(session, staff, staff_user_id, False, body.reason)
+
+
+@portal_router.post(
+    "/staff-users/{staff_user_id}/reactivate",
+    response_model=StaffUserPublic,
+    responses=errors(404),
+)
+def reactivate_staff_user(
+    session: SessionDep, staff: CurrentStaff, staff_user_id: uuid.UUID, body: StaffActiveChange
+) -> StaffUserPublic:
+    """Reactivate a deactivated staff account (system administrators)."""
+    return _set_active(session, staff, staff_user_id, True, body.reason)

@@ -55,10 +55,12 @@ class MembershipCreate(RequestModel):
     subject: str = Field(min_length=1, max_length=255, pattern=r"^[^\s\x00]+$")
     role: Literal["investigator", "monitor", "admin"]
     site_id: uuid.UUID | None = None
+    reason: Reason | None = Field(default=None, description="Why the role is given (audited).")
 
 
 class MembershipPublic(ResponseModel):
     id: uuid.UUID
+    staff_user_id: uuid.UUID
     subject: str
     role: str
     study_id: uuid.UUID | None
@@ -68,4 +70,16 @@ class MembershipPublic(ResponseModel):
 
 
 class RevokeRequest(RequestModel):
+    reason: Reason
+
+
+class StaffUserPublic(ResponseModel):
+    id: uuid.UUID
+    subject: str
+    active: bool
+    created_at: datetime
+    deactivated_at: datetime | None
+
+
+class StaffActiveChange(RequestModel):
     reason: Reason

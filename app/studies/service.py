@@ -221,7 +221,9 @@ def list_studies(
     )
 
 
-def to_public(session: Session, study: Study) -> StudyPublic:
+def to_public(session: Session, study: Study, sites: list[Site] | None = None) -> StudyPublic:
+    if sites is None:
+        sites = sites_of(session, study_id=study.id)
     return StudyPublic(
         id=study.id,
         registry_id=study.registry_id,
@@ -230,8 +232,20 @@ def to_public(session: Session, study: Study) -> StudyPublic:
         status=study.status,
         protocol_version=study.current_protocol_version,
         created_at=study.created_at,
-        sites=[SitePublic.model_validate(s) for s in sites_of(session, study_id=study.id)],
+        sites=[SitePublic.model_validate(s) for s in sites],
     )
+
+
+def to_public_many(session: Session, studies: list[Study]) -> list[StudyPublic]:
+    """Public shapes for a page of studies, with all their sites read in one query."""
+    by_study: dict[uuid.UUID, list[Site]] = {s.id: [] for s in studies}
+    if by_study:
+        rows = session.exec(
+            select(Site).where(col(Site.study_id).in_(list(by_study))).order_by(col(Site.code))
+        ).all()
+        for site in rows:
+            by_study[site.study_id].append(site)
+    return [to_public(session, s, by_study[s.id]) for s in studies]
 
 
 def to_detail(session: Session, study: Study) -> StudyDetail:
