@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 _TMP = Path(tempfile.mkdtemp(prefix="mgdiary-test-"))
@@ -64,6 +64,29 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
+def request_sessions(
+    connection: Connection, outer: Session | None = None
+) -> Callable[[], Iterator[Session]]:
+    """A ``get_session`` override: each request gets its own session on the test transaction,
+    committing to a SAVEPOINT on success and rolling back to it on error, like production."""
+
+    def override() -> Iterator[Session]:
+        if outer is not None:
+            outer.flush()
+        with Session(
+            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+        ) as request_session:
+            try:
+                yield request_session
+            except BaseException:
+                request_session.rollback()
+                raise
+            else:
+                request_session.commit()
+
+    return override
+
+
 @pytest.fixture(scope="session")
 def engine() -> Iterator[Engine]:
     get_settings.cache_clear()
@@ -101,20 +124,7 @@ def session(connection: Connection) -> Iterator[Session]:
 
 @pytest.fixture
 def client(app: FastAPI, connection: Connection, session: Session) -> Iterator[TestClient]:
-    def override() -> Iterator[Session]:
-        session.flush()
-        with Session(
-            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
-        ) as request_session:
-            try:
-                yield request_session
-            except BaseException:
-                request_session.rollback()
-                raise
-            else:
-                request_session.commit()
-
-    app.dependency_overrides[get_session] = override
+    app.dependency_overrides[get_session] = request_sessions(connection, session)
     app.state.auth_limiter.reset()
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client

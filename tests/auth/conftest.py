@@ -17,6 +17,7 @@ from app.core.db import get_session
 from app.main import create_app
 from app.participants.models import Participant
 from app.studies.models import Site, Study
+from tests.conftest import request_sessions
 from tests.factories import create_participant, create_study, staff_token
 
 
@@ -64,18 +65,7 @@ def client_for(
     stack = ExitStack()
     used: list[FastAPI] = []
 
-    def override() -> Iterator[Session]:
-        session.flush()
-        with Session(
-            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
-        ) as request_session:
-            try:
-                yield request_session
-            except BaseException:
-                request_session.rollback()
-                raise
-            else:
-                request_session.commit()
+    override = request_sessions(connection, session)
 
     def make(settings: Settings) -> TestClient:
         key = settings.model_dump_json()

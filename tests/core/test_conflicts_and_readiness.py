@@ -3,8 +3,6 @@ never cached."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -15,6 +13,7 @@ from app.auth.models import StaffUser
 from app.core.config import get_settings
 from app.core.db import SessionDep, get_session
 from app.main import create_app
+from tests.conftest import request_sessions
 from tests.factories import create_participant, create_study
 from tests.problem_helpers import assert_problem
 
@@ -24,17 +23,7 @@ def scratch_app(engine: Engine, connection: Connection) -> FastAPI:
     """A separate app on the test transaction, free to gain test-only routes."""
     app = create_app(get_settings(), engine=engine)
 
-    def override() -> Iterator[Session]:
-        with Session(bind=connection, join_transaction_mode="create_savepoint") as s:
-            try:
-                yield s
-            except BaseException:
-                s.rollback()
-                raise
-            else:
-                s.commit()
-
-    app.dependency_overrides[get_session] = override
+    app.dependency_overrides[get_session] = request_sessions(connection)
     return app
 
 
