@@ -10,6 +10,7 @@ from app.auth.deps import get_current_staff
 from app.core import health
 from app.core.responses import AUTHENTICATED, errors
 from app.core.routing import StrictRoute
+from app.diary import router as diary_router
 from app.participants import router as participants_router
 from app.participants.deps import get_current_participant
 from app.studies import router as studies_router
@@ -41,6 +42,7 @@ def build_router() -> APIRouter:
         responses=AUTHENTICATED,
     )
     app_api.include_router(participants_router.app_router)
+    app_api.include_router(diary_router.app_router)
     root.include_router(app_api)
 
     portal_api = APIRouter(
@@ -51,6 +53,7 @@ def build_router() -> APIRouter:
     )
     portal_api.include_router(studies_router.portal_router)
     portal_api.include_router(participants_router.portal_router)
+    portal_api.include_router(diary_router.portal_router)
     portal_api.include_router(audit_router.portal_router)
     root.include_router(portal_api)
     return root

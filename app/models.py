@@ -2,11 +2,33 @@
 
 from app.audit.models import AuditEvent
 from app.auth.models import ActivationCode, RefreshToken, StaffMembership, StaffUser
+from app.diary.models import (
+    DiaryConflict,
+    DiaryEntry,
+    DiaryEntryVersion,
+    IdempotencyRecord,
+    MedicationDose,
+    MgAdlResponse,
+    StepCount,
+    StepInterval,
+    SymptomReport,
+    VitalSign,
+)
 from app.participants.models import Participant
 from app.studies.models import ProtocolVersion, Site, Study
 from app.worker import WorkerHeartbeat
 
 __all__ = [
+    "DiaryConflict",
+    "DiaryEntry",
+    "DiaryEntryVersion",
+    "IdempotencyRecord",
+    "MedicationDose",
+    "MgAdlResponse",
+    "StepCount",
+    "StepInterval",
+    "SymptomReport",
+    "VitalSign",
     "ActivationCode",
     "AuditEvent",
     "Participant",

@@ -116,6 +116,19 @@ class Unprocessable(DomainError):
         self.rule = rule
 
 
+class InvalidInput(DomainError):
+    """Several field errors at once, each ``{loc, msg, type}``, as for request validation."""
+
+    status_code = 422
+    code = "validation_failed"
+    title = "Request validation failed"
+
+    def __init__(self, errors: list[dict[str, Any]], detail: str | None = None) -> None:
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in errors[:5])
+        super().__init__(detail or f"Invalid fields: {fields}", extra={"errors": errors})
+        self.errors = errors
+
+
 class ReasonRequired(Unprocessable):
     code = "reason_required"
     title = "A reason is required"

@@ -180,6 +180,15 @@ class DiaryPlan(Strict):
     steps: bool = False
     #: An entry received this long after it was recorded is flagged ``late``.
     late_after_hours: int = Field(default=72, ge=1, le=24 * 60)
+    #: Days after an entry's diary date during which the participant may correct it.
+    edit_window_days: int = Field(default=7, ge=0, le=365)
+    #: Step sources in order of preference for a day's value; else the largest total counts.
+    steps_preferred_sources: list[str] = Field(default_factory=list, max_length=20)
+
+    @property
+    def cadence_days(self) -> int:
+        """Days per expected diary period: daily when symptoms are daily, else the MG-ADL's."""
+        return 1 if self.daily_symptoms else self.mg_adl_every_days
 
 
 class BaselineRule(Strict):

@@ -179,6 +179,23 @@ def protocol_definition(version: ProtocolVersion) -> ProtocolDefinition:
     return ProtocolDefinition.model_validate(version.definition)
 
 
+_DEFINITIONS: dict[uuid.UUID, ProtocolDefinition] = {}
+
+
+def definition_for_version(session: Session, version_id: uuid.UUID) -> ProtocolDefinition:
+    """A protocol version's definition; cached, since a stored version never changes."""
+    cached = _DEFINITIONS.get(version_id)
+    if cached is None:
+        version = session.get(ProtocolVersion, version_id)
+        if version is None:
+            raise NotFound("No such protocol version")
+        cached = protocol_definition(version)
+        if len(_DEFINITIONS) > 1000:
+            _DEFINITIONS.clear()
+        _DEFINITIONS[version_id] = cached
+    return cached
+
+
 def sites_of(session: Session, *, study_id: uuid.UUID) -> list[Site]:
     return list(
         session.exec(select(Site).where(Site.study_id == study_id).order_by(col(Site.code))).all()

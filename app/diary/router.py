@@ -1,0 +1,370 @@
+"""Diary routes: capture and offline sync (app), review and correction (portal)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import date, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query
+from fastapi.responses import JSONResponse
+from sqlmodel import Session, select
+
+from app.audit.service import Actor
+from app.auth.deps import CurrentStaff
+from app.core.db import SessionDep
+from app.core.errors import Forbidden, Unprocessable, problem_response
+from app.core.models import utcnow
+from app.core.pagination import Page, PageParams, page_params
+from app.core.responses import errors
+from app.core.routing import StrictRoute
+from app.diary import service
+from app.diary.models import IdempotencyRecord
+from app.diary.schemas import (
+    Adherence,
+    ChangeOut,
+    CorrectionIn,
+    EntryIn,
+    EntryKind,
+    EntryOut,
+    EntryVersionOut,
+    ItemError,
+    SyncRequest,
+    SyncResponse,
+    SyncResult,
+)
+from app.participants.deps import CurrentParticipant, ValidParticipant
+from app.participants.models import Participant
+
+app_router = APIRouter(route_class=StrictRoute, tags=["diary"])
+portal_router = APIRouter(route_class=StrictRoute, tags=["diary"])
+Pagination = Annotated[PageParams, Depends(page_params)]
+KindFilter = Annotated[EntryKind | None, Query(description="Only entries of this kind.")]
+FromFilter = Annotated[date | None, Query(alias="from", description="First diary_date (incl.).")]
+ToFilter = Annotated[date | None, Query(description="Last diary_date (inclusive).")]
+IDEMPOTENCY_TTL = timedelta(hours=24)
+
+
+def _check_range(date_from: date | None, date_to: date | None) -> None:
+    if date_from and date_to and date_to < date_from:
+        raise Unprocessable("`to` is before `from`", field=("query", "to"), rule="date_range")
+
+
+# --- app --------------------------------------------------------------------------------
+
+
+def _ingestor(session: Session, participant: Participant) -> service.Ingestor:
+    actor = Actor(type="participant", id=str(participant.id), role="participant")
+    return service.Ingestor(
+        session=session,
+        participant=participant,
+        protocol=service.protocol_of(session, participant),
+        actor=actor,
+    )
+
+
+def _entry_body(result: service.IngestResult, session: Session) -> dict[str, Any]:
+    assert result.entry is not None
+    version = result.version or service.current_version(session, result.entry)
+    return service.to_out(result.entry, version).model_dump(mode="json")
+
+
+@app_router.post(
+    "/diary/entries",
+    status_code=201,
+    response_model=EntryOut,
+    responses={
+        200: {"model": EntryOut, "description": "The same entry again (duplicate)"},
+        **errors(409),
+    },
+)
+def create_entry(
+    session: SessionDep,
+    participant: CurrentParticipant,
+    body: EntryIn,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=255,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Optional (IETF Idempotency-Key draft): a replay returns the first "
+            "response; the same key with another payload is a 422; a concurrent duplicate a 409.",
+        ),
+    ] = None,
+) -> JSONResponse:
+    """Record one diary entry.
+
+    201 with the stored entry; the exact same entry again is 200 with the same body; the same
+    `id` with different content is 409 and the submission is kept for data management.
+    """
+    request_hash = hashlib.sha256(
+        json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
+    ).hexdigest()
+    if idempotency_key is not None:
+        replay = _replay(session, participant, idempotency_key, request_hash)
+        if replay is not None:
+            return replay
+    result = _ingestor(session, participant).ingest(body.model_dump(mode="json"))
+    if result.status == "invalid":
+        response = problem_response(
+            status=422,
+            code="validation_failed",
+            title="Request validation failed",
+            detail="The entry is not valid",
+            errors=[{**e, "loc": ["body", *e["loc"]]} for e in result.errors],
+        )
+    elif result.status == "conflict":
+        # Returned, not raised: the conflicting submission must be committed for review.
+        response = problem_response(
+            status=409,
+            code="entry_conflict",
+            title="Conflict",
+            detail="An entry with this id and different content exists; the new content was "
+            "kept for the study team to review.",
+        )
+    else:
+        response = JSONResponse(
+            _entry_body(result, session), status_code=201 if result.status == "created" else 200
+        )
+    if idempotency_key is not None and response.status_code < 500:
+        session.add(
+            IdempotencyRecord(
+                participant_id=participant.id,
+                key=idempotency_key,
+                request_hash=request_hash,
+                status_code=response.status_code,
+                response_body=json.loads(bytes(response.body)),
+                expires_at=utcnow() + IDEMPOTENCY_TTL,
+            )
+        )
+        session.flush()
+    return response
+
+
+def _replay(
+    session: Session, participant: Participant, key: str, request_hash: str
+) -> JSONResponse | None:
+    record = session.exec(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.participant_id == participant.id, IdempotencyRecord.key == key
+        )
+    ).first()
+    if record is None:
+        return None
+    if record.expires_at <= utcnow():
+        session.delete(record)  # an expired key is free again; the entry UUID still dedups
+        session.flush()
+        return None
+    if record.request_hash != request_hash:
+        return problem_response(
+            status=422,
+            code="idempotency_key_reused",
+            title="Idempotency-Key is already used",
+            detail="This Idempotency-Key was used with a different request body.",
+            errors=[
+                {
+                    "loc": ["header", "Idempotency-Key"],
+                    "msg": "already used with another payload",
+                    "type": "idempotency_key_reused",
+                }
+            ],
+        )
+    media = "application/problem+json" if record.status_code >= 400 else "application/json"
+    return JSONResponse(
+        record.response_body,
+        status_code=record.status_code,
+        headers={"Idempotent-Replayed": "true"},
+        media_type=media,
+    )
+
+
+@app_router.post("/diary/sync", response_model=SyncResponse, responses=errors(413))
+def sync_entries(
+    session: SessionDep, participant: CurrentParticipant, body: SyncRequest
+) -> SyncResponse:
+    """Sync up to 500 entries of any kinds at once.
+
+    Results come in request order: `created`, `duplicate` (same id and content), `conflict`
+    (same id, different content; kept for review) or `invalid` (with field errors). One bad
+    entry never rejects the others; the batch commits as a whole, or on a server fault not at all.
+    """
+    ingestor = _ingestor(session, participant)
+    ids = []
+    for raw in body.entries:
+        try:
+            ids.append(uuid.UUID(str(raw.get("id"))))
+        except (ValueError, AttributeError):
+            continue
+    ingestor.preload(ids)
+    results = []
+    for raw in body.entries:
+        result = ingestor.ingest(raw)
+        results.append(
+            SyncResult(
+                id=result.client_id,
+                status=result.status,
+                errors=[ItemError(**e) for e in result.errors],
+                entry=_entry_body(result, session)
+                if result.status in ("created", "duplicate")
+                else None,
+            )
+        )
+    return SyncResponse(results=results)
+
+
+@app_router.get("/diary/entries", response_model=Page[EntryOut], responses=errors(400))
+def list_own_entries(
+    session: SessionDep,
+    participant: CurrentParticipant,
+    page: Pagination,
+    kind: KindFilter = None,
+    from_: FromFilter = None,
+    to: ToFilter = None,
+) -> Page[EntryOut]:
+    """The participant's own entries (newest versions), by local diary date."""
+    _check_range(from_, to)
+    items, cursor = service.list_entries(
+        session, participant_id=participant.id, kind=kind, date_from=from_, date_to=to, params=page
+    )
+    return Page(items=items, next_cursor=cursor)
+
+
+@app_router.get("/diary/entries/{entry_id}", response_model=EntryOut, responses=errors(404))
+def get_own_entry(
+    session: SessionDep, participant: CurrentParticipant, entry_id: uuid.UUID
+) -> EntryOut:
+    """One of the participant's entries, newest version."""
+    entry = service.get_entry(session, participant_id=participant.id, client_entry_id=entry_id)
+    return service.to_out(entry, service.current_version(session, entry))
+
+
+@app_router.post(
+    "/diary/entries/{entry_id}/corrections",
+    status_code=201,
+    response_model=EntryOut,
+    responses=errors(404, 409),
+)
+def correct_own_entry(
+    session: SessionDep, participant: CurrentParticipant, entry_id: uuid.UUID, body: CorrectionIn
+) -> EntryOut:
+    """Correct an own entry within the protocol's edit window; a reason is required."""
+    entry = service.get_entry(session, participant_id=participant.id, client_entry_id=entry_id)
+    actor = Actor(type="participant", id=str(participant.id), role="participant")
+    version = service.correct(
+        session,
+        entry=entry,
+        participant=participant,
+        raw_data=body.data,
+        reason=body.reason,
+        actor=actor,
+        by_participant=True,
+    )
+    return service.to_out(entry, version)
+
+
+@app_router.get(
+    "/diary/entries/{entry_id}/versions",
+    response_model=list[EntryVersionOut],
+    responses=errors(404),
+)
+def own_entry_versions(
+    session: SessionDep, participant: CurrentParticipant, entry_id: uuid.UUID
+) -> list[EntryVersionOut]:
+    """Every version of an own entry, oldest first, each with its reason."""
+    entry = service.get_entry(session, participant_id=participant.id, client_entry_id=entry_id)
+    return [service.version_out(v) for v in service.versions_of(session, entry)]
+
+
+@app_router.get("/diary/changes", response_model=Page[ChangeOut], responses=errors(400))
+def own_changes(
+    session: SessionDep, participant: CurrentParticipant, page: Pagination
+) -> Page[ChangeOut]:
+    """Every created or corrected entry since the cursor, in commit order (for other devices).
+
+    Keep the last `next_cursor`; a cursor never skips or repeats a change, even while entries
+    are being written. `next_cursor` is null when there is nothing more right now.
+    """
+    items, cursor = service.changes(session, participant_id=participant.id, params=page)
+    return Page(items=[ChangeOut(entry=e, change=c) for e, c in items], next_cursor=cursor)
+
+
+# --- portal -----------------------------------------------------------------------------
+
+
+def _clinical_writer(staff: CurrentStaff, participant: ValidParticipant) -> Participant:
+    if not staff.can("clinical.write", participant.study_id, participant.site_id):
+        raise Forbidden("Only investigators of this participant's site can correct diary data")
+    return participant
+
+
+@portal_router.get(
+    "/participants/{participant_id}/diary/entries",
+    response_model=Page[EntryOut],
+    responses=errors(400, 404),
+)
+def list_participant_entries(
+    session: SessionDep,
+    participant: ValidParticipant,
+    page: Pagination,
+    kind: KindFilter = None,
+    from_: FromFilter = None,
+    to: ToFilter = None,
+) -> Page[EntryOut]:
+    """A participant's diary (newest versions), by kind and local date range."""
+    _check_range(from_, to)
+    items, cursor = service.list_entries(
+        session, participant_id=participant.id, kind=kind, date_from=from_, date_to=to, params=page
+    )
+    return Page(items=items, next_cursor=cursor)
+
+
+@portal_router.post(
+    "/participants/{participant_id}/diary/entries/{entry_id}/corrections",
+    status_code=201,
+    response_model=EntryOut,
+    responses=errors(404, 409),
+)
+def correct_participant_entry(
+    session: SessionDep,
+    staff: CurrentStaff,
+    participant: Annotated[Participant, Depends(_clinical_writer)],
+    entry_id: uuid.UUID,
+    body: CorrectionIn,
+) -> EntryOut:
+    """Correct a participant's entry (investigators, at any time, with a reason)."""
+    entry = service.get_entry(session, participant_id=participant.id, client_entry_id=entry_id)
+    version = service.correct(
+        session,
+        entry=entry,
+        participant=participant,
+        raw_data=body.data,
+        reason=body.reason,
+        actor=staff.actor(participant.study_id),
+        by_participant=False,
+    )
+    return service.to_out(entry, version)
+
+
+@portal_router.get(
+    "/participants/{participant_id}/diary/entries/{entry_id}/versions",
+    response_model=list[EntryVersionOut],
+    responses=errors(404),
+)
+def participant_entry_versions(
+    session: SessionDep, participant: ValidParticipant, entry_id: uuid.UUID
+) -> list[EntryVersionOut]:
+    """Every version of a participant's entry, oldest first, with who corrected it and why."""
+    entry = service.get_entry(session, participant_id=participant.id, client_entry_id=entry_id)
+    return [service.version_out(v) for v in service.versions_of(session, entry)]
+
+
+@portal_router.get(
+    "/participants/{participant_id}/diary/adherence",
+    response_model=Adherence,
+    responses=errors(404),
+)
+def participant_adherence(session: SessionDep, participant: ValidParticipant) -> Adherence:
+    """Diary adherence: periods of the protocol's cadence with an entry / periods so far."""
+    return service.adherence(session, participant=participant)
