@@ -20,12 +20,13 @@ from app.core.models import utcnow
 from app.core.pagination import Page, PageParams, page_params
 from app.core.responses import errors
 from app.core.routing import StrictRoute
-from app.diary import service
+from app.diary import queries, reference, service
 from app.diary.models import IdempotencyRecord
 from app.diary.schemas import (
     Adherence,
     ChangeOut,
     CorrectionIn,
+    DailyStepsOut,
     EntryIn,
     EntryKind,
     EntryOut,
@@ -47,9 +48,13 @@ ToFilter = Annotated[date | None, Query(description="Last diary_date (inclusive)
 IDEMPOTENCY_TTL = timedelta(hours=24)
 
 
-def _check_range(date_from: date | None, date_to: date | None) -> None:
+def _check_range(date_from: date | None, date_to: date | None, max_days: int | None = None) -> None:
     if date_from and date_to and date_to < date_from:
         raise Unprocessable("`to` is before `from`", field=("query", "to"), rule="date_range")
+    if max_days and date_from and date_to and (date_to - date_from).days >= max_days:
+        raise Unprocessable(
+            f"ask for at most {max_days} days at a time", field=("query", "to"), rule="date_range"
+        )
 
 
 # --- app --------------------------------------------------------------------------------
@@ -67,8 +72,8 @@ def _ingestor(session: Session, participant: Participant) -> service.Ingestor:
 
 def _entry_body(result: service.IngestResult, session: Session) -> dict[str, Any]:
     assert result.entry is not None
-    version = result.version or service.current_version(session, result.entry)
-    return service.to_out(result.entry, version).model_dump(mode="json")
+    version = result.version or queries.current_version(session, result.entry)
+    return queries.to_out(result.entry, version).model_dump(mode="json")
 
 
 @app_router.post(
@@ -225,7 +230,7 @@ def list_own_entries(
 ) -> Page[EntryOut]:
     """The participant's own entries (newest versions), by local diary date."""
     _check_range(from_, to)
-    items, cursor = service.list_entries(
+    items, cursor = queries.list_entries(
         session, participant_id=participant.id, kind=kind, date_from=from_, date_to=to, params=page
     )
     return Page(items=items, next_cursor=cursor)
@@ -236,8 +241,8 @@ def get_own_entry(
     session: SessionDep, participant: CurrentParticipant, entry_id: uuid.UUID
 ) -> EntryOut:
     """One of the participant's entries, newest version."""
-    entry = service.get_entry(session, participant_id=participant.id, client_entry_id=entry_id)
-    return service.to_out(entry, service.current_version(session, entry))
+    entry = queries.get_entry(session, participant_id=participant.id, client_entry_id=entry_id)
+    return queries.to_out(entry, queries.current_version(session, entry))
 
 
 @app_router.post(
@@ -250,7 +255,7 @@ def correct_own_entry(
     session: SessionDep, participant: CurrentParticipant, entry_id: uuid.UUID, body: CorrectionIn
 ) -> EntryOut:
     """Correct an own entry within the protocol's edit window; a reason is required."""
-    entry = service.get_entry(session, participant_id=participant.id, client_entry_id=entry_id)
+    entry = queries.get_entry(session, participant_id=participant.id, client_entry_id=entry_id)
     actor = Actor(type="participant", id=str(participant.id), role="participant")
     version = service.correct(
         session,
@@ -261,7 +266,7 @@ def correct_own_entry(
         actor=actor,
         by_participant=True,
     )
-    return service.to_out(entry, version)
+    return queries.to_out(entry, version)
 
 
 @app_router.get(
@@ -273,8 +278,8 @@ def own_entry_versions(
     session: SessionDep, participant: CurrentParticipant, entry_id: uuid.UUID
 ) -> list[EntryVersionOut]:
     """Every version of an own entry, oldest first, each with its reason."""
-    entry = service.get_entry(session, participant_id=participant.id, client_entry_id=entry_id)
-    return [service.version_out(v) for v in service.versions_of(session, entry)]
+    entry = queries.get_entry(session, participant_id=participant.id, client_entry_id=entry_id)
+    return [queries.version_out(v) for v in queries.versions_of(session, entry)]
 
 
 @app_router.get("/diary/changes", response_model=Page[ChangeOut], responses=errors(400))
@@ -286,8 +291,54 @@ def own_changes(
     Keep the last `next_cursor`; a cursor never skips or repeats a change, even while entries
     are being written. `next_cursor` is null when there is nothing more right now.
     """
-    items, cursor = service.changes(session, participant_id=participant.id, params=page)
+    items, cursor = queries.changes(session, participant_id=participant.id, params=page)
     return Page(items=[ChangeOut(entry=e, change=c) for e, c in items], next_cursor=cursor)
+
+
+@app_router.get("/vocabularies/symptoms", response_model=reference.SymptomVocabulary)
+def symptom_vocabulary() -> reference.SymptomVocabulary:
+    """The symptom codes a `symptoms` entry may use, with labels, CTCAE terms and MedDRA codes."""
+    return reference.symptom_vocabulary()
+
+
+@app_router.get("/instruments/mg_adl", response_model=reference.InstrumentOut)
+def mg_adl_instrument(
+    session: SessionDep, participant: CurrentParticipant
+) -> reference.InstrumentOut:
+    """The MG-ADL questions with their item keys and answer anchors, and the recall period of
+    the participant's protocol."""
+    protocol = service.protocol_of(session, participant)
+    return reference.mg_adl_instrument(protocol.diary.recall_period_days)
+
+
+@app_router.get("/formulary", response_model=reference.Formulary)
+def medication_formulary() -> reference.Formulary:
+    """Medications the diary knows (MG treatments and study drugs), with units and routes.
+
+    A `medication_dose` may name one of these by code or name, or any other medication as text.
+    """
+    return reference.formulary()
+
+
+@app_router.get("/steps/daily", response_model=list[DailyStepsOut], responses=errors(404))
+def own_daily_steps(
+    session: SessionDep,
+    participant: CurrentParticipant,
+    from_: Annotated[date, Query(alias="from")],
+    to: Annotated[date, Query()],
+) -> list[DailyStepsOut]:
+    """One step count per local day: the newest total per source, then the protocol's preferred
+    source, else the largest."""
+    _check_range(from_, to, max_days=366)
+    return _steps_out(
+        queries.daily_steps(session, participant=participant, date_from=from_, date_to=to)
+    )
+
+
+def _steps_out(rows: list[queries.DailySteps]) -> list[DailyStepsOut]:
+    return [
+        DailyStepsOut(date=r.date, count=r.count, source=r.source, sources=r.sources) for r in rows
+    ]
 
 
 # --- portal -----------------------------------------------------------------------------
@@ -314,7 +365,7 @@ def list_participant_entries(
 ) -> Page[EntryOut]:
     """A participant's diary (newest versions), by kind and local date range."""
     _check_range(from_, to)
-    items, cursor = service.list_entries(
+    items, cursor = queries.list_entries(
         session, participant_id=participant.id, kind=kind, date_from=from_, date_to=to, params=page
     )
     return Page(items=items, next_cursor=cursor)
@@ -334,7 +385,7 @@ def correct_participant_entry(
     body: CorrectionIn,
 ) -> EntryOut:
     """Correct a participant's entry (investigators, at any time, with a reason)."""
-    entry = service.get_entry(session, participant_id=participant.id, client_entry_id=entry_id)
+    entry = queries.get_entry(session, participant_id=participant.id, client_entry_id=entry_id)
     version = service.correct(
         session,
         entry=entry,
@@ -344,7 +395,7 @@ def correct_participant_entry(
         actor=staff.actor(participant.study_id),
         by_participant=False,
     )
-    return service.to_out(entry, version)
+    return queries.to_out(entry, version)
 
 
 @portal_router.get(
@@ -356,8 +407,8 @@ def participant_entry_versions(
     session: SessionDep, participant: ValidParticipant, entry_id: uuid.UUID
 ) -> list[EntryVersionOut]:
     """Every version of a participant's entry, oldest first, with who corrected it and why."""
-    entry = service.get_entry(session, participant_id=participant.id, client_entry_id=entry_id)
-    return [service.version_out(v) for v in service.versions_of(session, entry)]
+    entry = queries.get_entry(session, participant_id=participant.id, client_entry_id=entry_id)
+    return [queries.version_out(v) for v in queries.versions_of(session, entry)]
 
 
 @portal_router.get(
@@ -367,4 +418,23 @@ def participant_entry_versions(
 )
 def participant_adherence(session: SessionDep, participant: ValidParticipant) -> Adherence:
     """Diary adherence: periods of the protocol's cadence with an entry / periods so far."""
-    return service.adherence(session, participant=participant)
+    return queries.adherence(session, participant=participant)
+
+
+@portal_router.get(
+    "/participants/{participant_id}/steps/daily",
+    response_model=list[DailyStepsOut],
+    responses=errors(404),
+)
+def participant_daily_steps(
+    session: SessionDep,
+    participant: ValidParticipant,
+    from_: Annotated[date, Query(alias="from")],
+    to: Annotated[date, Query()],
+) -> list[DailyStepsOut]:
+    """A participant's step count per local day (newest total per source; preferred source,
+    else the largest)."""
+    _check_range(from_, to, max_days=366)
+    return _steps_out(
+        queries.daily_steps(session, participant=participant, date_from=from_, date_to=to)
+    )

@@ -288,3 +288,10 @@ class Adherence(ResponseModel):
     adherence: float | None = Field(description="0-1; null before the first period starts.")
     start_date: date
     end_date: date
+
+
+class DailyStepsOut(ResponseModel):
+    date: date
+    count: int
+    source: str = Field(description="The source whose total counts for the day.")
+    sources: dict[str, int] = Field(description="The newest total of every source that day.")

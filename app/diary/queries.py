@@ -1,0 +1,272 @@
+"""Reading diary entries: newest versions, history, the changes feed, adherence, daily steps."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta, timezone
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from app.core.errors import NotFound
+from app.core.models import utcnow
+from app.core.pagination import PageParams, paginate
+from app.diary.models import DiaryEntry, DiaryEntryVersion, StepCount
+from app.diary.schemas import Adherence, EntryOut, EntryVersionOut, MgAdlScoreOut
+from app.participants.models import Participant
+from app.studies import service as studies_service
+
+ChangeKind = Literal["created", "corrected"]
+
+
+def get_entry(
+    session: Session, *, participant_id: uuid.UUID, client_entry_id: uuid.UUID
+) -> DiaryEntry:
+    entry = session.exec(
+        select(DiaryEntry).where(
+            DiaryEntry.participant_id == participant_id,
+            DiaryEntry.client_entry_id == client_entry_id,
+        )
+    ).first()
+    if entry is None:
+        raise NotFound("No such diary entry")
+    return entry
+
+
+def current_version(session: Session, entry: DiaryEntry) -> DiaryEntryVersion:
+    return session.exec(
+        select(DiaryEntryVersion).where(
+            DiaryEntryVersion.entry_id == entry.id,
+            DiaryEntryVersion.version == entry.current_version,
+        )
+    ).one()
+
+
+def versions_of(session: Session, entry: DiaryEntry) -> list[DiaryEntryVersion]:
+    return list(
+        session.exec(
+            select(DiaryEntryVersion)
+            .where(DiaryEntryVersion.entry_id == entry.id)
+            .order_by(col(DiaryEntryVersion.version))
+        ).all()
+    )
+
+
+def _offset_text(minutes: int) -> str:
+    sign = "+" if minutes >= 0 else "-"
+    hours, mins = divmod(abs(minutes), 60)
+    return f"{sign}{hours:02d}:{mins:02d}"
+
+
+def _score_out(score: dict[str, Any] | None) -> MgAdlScoreOut | None:
+    return MgAdlScoreOut.model_validate(score) if score else None
+
+
+def to_out(entry: DiaryEntry, version: DiaryEntryVersion) -> EntryOut:
+    offset = timedelta(minutes=entry.recorded_offset_minutes)
+    return EntryOut(
+        id=entry.client_entry_id,
+        kind=entry.kind,
+        recorded_at=entry.recorded_at.astimezone(timezone(offset)),
+        time_zone=entry.time_zone,
+        utc_offset=_offset_text(entry.recorded_offset_minutes),
+        diary_date=entry.diary_date,
+        received_at=entry.received_at,
+        version=version.version,
+        flags=list(entry.flags),
+        data=version.data,
+        score=_score_out(version.score),
+        participant_id=entry.participant_id,
+    )
+
+
+def version_out(version: DiaryEntryVersion) -> EntryVersionOut:
+    return EntryVersionOut(
+        version=version.version,
+        data=version.data,
+        score=_score_out(version.score),
+        reason=version.reason,
+        created_at=version.created_at,
+        actor_type=version.actor_type,
+        actor_role=version.actor_role,
+    )
+
+
+def with_current_versions(session: Session, entries: Sequence[DiaryEntry]) -> list[EntryOut]:
+    """Entries with their newest versions, read in one query."""
+    if not entries:
+        return []
+    versions = {
+        v.entry_id: v
+        for v in session.exec(
+            select(DiaryEntryVersion).where(
+                col(DiaryEntryVersion.entry_id).in_([e.id for e in entries]),
+                sa.tuple_(DiaryEntryVersion.entry_id, DiaryEntryVersion.version).in_(
+                    [(e.id, e.current_version) for e in entries]
+                ),
+            )
+        )
+    }
+    return [to_out(e, versions[e.id]) for e in entries]
+
+
+def list_entries(
+    session: Session,
+    *,
+    participant_id: uuid.UUID,
+    kind: str | None,
+    date_from: date | None,
+    date_to: date | None,
+    params: PageParams,
+) -> tuple[list[EntryOut], str | None]:
+    stmt = select(DiaryEntry).where(DiaryEntry.participant_id == participant_id)
+    if kind:
+        stmt = stmt.where(DiaryEntry.kind == kind)
+    if date_from:
+        stmt = stmt.where(DiaryEntry.diary_date >= date_from)
+    if date_to:
+        stmt = stmt.where(DiaryEntry.diary_date <= date_to)
+    rows, cursor = paginate(
+        session,
+        stmt,
+        order_by=[DiaryEntry.diary_date, DiaryEntry.recorded_at, DiaryEntry.id],  # type: ignore[list-item]
+        params=params,
+        scope=f"diary:{participant_id}:{kind}:{date_from}:{date_to}",
+    )
+    return with_current_versions(session, rows), cursor
+
+
+def changes(
+    session: Session, *, participant_id: uuid.UUID, params: PageParams
+) -> tuple[list[tuple[EntryOut, ChangeKind]], str | None]:
+    """Every new version of the participant's entries, in commit order.
+
+    On PostgreSQL only versions written by transactions older than every transaction still
+    running are handed out, ordered by (transaction id, sequence): a version committed late by a
+    slow transaction can never land behind a cursor already given out.
+    """
+    stmt = select(DiaryEntryVersion).where(DiaryEntryVersion.participant_id == participant_id)
+    if session.get_bind().dialect.name == "postgresql":
+        horizon = sa.cast(
+            sa.cast(sa.func.pg_snapshot_xmin(sa.func.pg_current_snapshot()), sa.Text), sa.BigInteger
+        )
+        own = sa.cast(sa.cast(sa.func.pg_current_xact_id_if_assigned(), sa.Text), sa.BigInteger)
+        stmt = stmt.where(
+            sa.or_(col(DiaryEntryVersion.txid) < horizon, col(DiaryEntryVersion.txid) == own)
+        )
+    rows, cursor = paginate(
+        session,
+        stmt,
+        order_by=[DiaryEntryVersion.txid, DiaryEntryVersion.seq],  # type: ignore[list-item]
+        params=params,
+        scope=f"changes:{participant_id}",
+    )
+    entries = {
+        e.id: e
+        for e in session.exec(
+            select(DiaryEntry).where(col(DiaryEntry.id).in_({v.entry_id for v in rows}))
+        )
+    }
+    out: list[tuple[EntryOut, ChangeKind]] = [
+        (to_out(entries[v.entry_id], v), "created" if v.version == 1 else "corrected") for v in rows
+    ]
+    return out, cursor
+
+
+def adherence(
+    session: Session, *, participant: Participant, today: date | None = None
+) -> Adherence:
+    """Diary periods (the protocol's cadence) with at least one entry / periods elapsed.
+
+    Periods are counted from the enrolment date to today (participant-local), the current
+    period included; a withdrawn participant's periods end at withdrawal.
+    """
+    protocol = studies_service.definition_for_version(session, participant.protocol_version_id)
+    period = protocol.diary.cadence_days
+    zone = ZoneInfo(participant.time_zone)
+    end = today or utcnow().astimezone(zone).date()
+    if participant.withdrawn_at is not None:
+        end = min(end, participant.withdrawn_at.astimezone(zone).date())
+    start = participant.enrolled_date
+    if end < start:
+        return Adherence(
+            participant_id=participant.id,
+            period_days=period,
+            periods_expected=0,
+            periods_with_entry=0,
+            adherence=None,
+            start_date=start,
+            end_date=end,
+        )
+    expected = (end - start).days // period + 1
+    dates = session.exec(
+        select(col(DiaryEntry.diary_date))
+        .distinct()
+        .where(
+            DiaryEntry.participant_id == participant.id,
+            DiaryEntry.diary_date >= start,
+            DiaryEntry.diary_date <= end,
+        )
+    ).all()
+    covered = {(d - start).days // period for d in dates}
+    return Adherence(
+        participant_id=participant.id,
+        period_days=period,
+        periods_expected=expected,
+        periods_with_entry=len(covered),
+        adherence=round(len(covered) / expected, 4),
+        start_date=start,
+        end_date=end,
+    )
+
+
+@dataclass(frozen=True)
+class DailySteps:
+    date: date
+    count: int
+    source: str
+    sources: dict[str, int]
+
+
+def daily_steps(
+    session: Session, *, participant: Participant, date_from: date, date_to: date
+) -> list[DailySteps]:
+    """One value per day: per source the newest total received (re-sent totals supersede older
+    ones); then the first of the protocol's preferred sources present, else the largest total."""
+    preferred = studies_service.definition_for_version(
+        session, participant.protocol_version_id
+    ).diary.steps_preferred_sources
+    rows = session.exec(
+        select(col(StepCount.step_date), col(StepCount.source), col(StepCount.count))
+        .join(DiaryEntryVersion, col(DiaryEntryVersion.id) == StepCount.version_id)
+        .join(
+            DiaryEntry,
+            sa.and_(
+                col(DiaryEntry.id) == DiaryEntryVersion.entry_id,
+                col(DiaryEntry.current_version) == DiaryEntryVersion.version,
+            ),
+        )
+        .where(
+            StepCount.participant_id == participant.id,
+            StepCount.step_date >= date_from,
+            StepCount.step_date <= date_to,
+        )
+        .order_by(col(StepCount.step_date), col(DiaryEntry.received_at), col(DiaryEntryVersion.seq))
+    ).all()
+    by_day: dict[date, dict[str, int]] = {}
+    for day, source, count in rows:
+        by_day.setdefault(day, {})[source] = count  # later rows supersede earlier ones
+    result = []
+    for day in sorted(by_day):
+        sources = by_day[day]
+        chosen = next((s for s in preferred if s in sources), None)
+        if chosen is None:
+            chosen = max(sources, key=lambda s: (sources[s], s))
+        result.append(
+            DailySteps(date=day, count=sources[chosen], source=chosen, sources=dict(sources))
+        )
+    return result
