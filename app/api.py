@@ -11,6 +11,7 @@ from app.core import health
 from app.core.responses import AUTHENTICATED, errors
 from app.core.routing import StrictRoute
 from app.diary import router as diary_router
+from app.medications import router as medications_router
 from app.participants import router as participants_router
 from app.participants.deps import get_current_participant
 from app.studies import router as studies_router
@@ -43,6 +44,7 @@ def build_router() -> APIRouter:
     )
     app_api.include_router(participants_router.app_router)
     app_api.include_router(diary_router.app_router)
+    app_api.include_router(medications_router.app_router)
     root.include_router(app_api)
 
     portal_api = APIRouter(
@@ -54,6 +56,7 @@ def build_router() -> APIRouter:
     portal_api.include_router(studies_router.portal_router)
     portal_api.include_router(participants_router.portal_router)
     portal_api.include_router(diary_router.portal_router)
+    portal_api.include_router(medications_router.portal_router)
     portal_api.include_router(audit_router.portal_router)
     root.include_router(portal_api)
     return root

@@ -14,11 +14,14 @@ from app.diary.models import (
     SymptomReport,
     VitalSign,
 )
+from app.medications.models import MedicationLine, MedicationLineVersion
 from app.participants.models import Participant
 from app.studies.models import ProtocolVersion, Site, Study
 from app.worker import WorkerHeartbeat
 
 __all__ = [
+    "MedicationLine",
+    "MedicationLineVersion",
     "DiaryConflict",
     "DiaryEntry",
     "DiaryEntryVersion",

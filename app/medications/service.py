@@ -1,0 +1,231 @@
+"""The participant's medication list, kept by participant and investigator, versioned, audited;
+and the daily prednisone-equivalent corticosteroid dose derived from it."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import date, timedelta
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from app.audit import service as audit
+from app.audit.service import Actor
+from app.core.errors import Conflict, NotFound
+from app.medications import formulary
+from app.medications.models import MedicationLine, MedicationLineVersion
+from app.medications.schemas import (
+    FREQUENCIES,
+    CorticosteroidDay,
+    CorticosteroidDoses,
+    MedicationFields,
+    MedicationLineOut,
+)
+from app.participants.models import Participant
+
+_FIELDS = (
+    "medication_code",
+    "medication_text",
+    "dose",
+    "unit",
+    "route",
+    "frequency",
+    "start_date",
+    "stop_date",
+)
+
+
+def _values(body: MedicationFields) -> dict[str, Any]:
+    entry = formulary.lookup(body.medication)
+    return {
+        "medication_code": entry.code if entry else None,
+        "medication_text": body.medication,
+        "dose": body.dose,
+        "unit": body.unit,
+        "route": body.route,
+        "frequency": body.frequency,
+        "start_date": body.start_date,
+        "stop_date": body.stop_date,
+    }
+
+
+def _snapshot(version: MedicationLineVersion) -> dict[str, Any]:
+    return {name: getattr(version, name) for name in _FIELDS}
+
+
+def add(
+    session: Session,
+    *,
+    participant: Participant,
+    body: MedicationFields,
+    reason: str | None,
+    actor: Actor,
+) -> tuple[MedicationLine, MedicationLineVersion]:
+    line = MedicationLine(participant_id=participant.id, study_id=participant.study_id)
+    session.add(line)
+    session.flush()
+    version = MedicationLineVersion(
+        line_id=line.id,
+        version=1,
+        reason=reason,
+        actor_type=actor.type,
+        actor_id=actor.id,
+        actor_role=actor.role,
+        **_values(body),
+    )
+    session.add(version)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="medication_line.create",
+        entity_type="medication_line",
+        entity_id=line.id,
+        study_id=line.study_id,
+        participant_id=participant.id,
+        after=_snapshot(version),
+        reason=reason,
+    )
+    return line, version
+
+
+def change(
+    session: Session, *, line: MedicationLine, body: MedicationFields, reason: str, actor: Actor
+) -> MedicationLineVersion:
+    current = current_version(session, line)
+    values = _values(body)
+    if values == _snapshot(current):
+        raise Conflict("The change is identical to the current version")
+    version = MedicationLineVersion(
+        line_id=line.id,
+        version=current.version + 1,
+        reason=reason,
+        actor_type=actor.type,
+        actor_id=actor.id,
+        actor_role=actor.role,
+        **values,
+    )
+    session.add(version)
+    line.current_version = version.version
+    session.add(line)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="medication_line.change",
+        entity_type="medication_line",
+        entity_id=line.id,
+        study_id=line.study_id,
+        participant_id=line.participant_id,
+        before=_snapshot(current),
+        after=_snapshot(version),
+        reason=reason,
+    )
+    return version
+
+
+def get_line(session: Session, *, participant_id: uuid.UUID, line_id: uuid.UUID) -> MedicationLine:
+    line = session.get(MedicationLine, line_id)
+    if line is None or line.participant_id != participant_id:
+        raise NotFound("No such medication")
+    return line
+
+
+def current_version(session: Session, line: MedicationLine) -> MedicationLineVersion:
+    return session.exec(
+        select(MedicationLineVersion).where(
+            MedicationLineVersion.line_id == line.id,
+            MedicationLineVersion.version == line.current_version,
+        )
+    ).one()
+
+
+def versions_of(session: Session, line: MedicationLine) -> list[MedicationLineVersion]:
+    return list(
+        session.exec(
+            select(MedicationLineVersion)
+            .where(MedicationLineVersion.line_id == line.id)
+            .order_by(col(MedicationLineVersion.version))
+        ).all()
+    )
+
+
+def to_out(line: MedicationLine, version: MedicationLineVersion) -> MedicationLineOut:
+    entry = formulary.FORMULARY.get(version.medication_code or "")
+    return MedicationLineOut(
+        id=line.id,
+        participant_id=line.participant_id,
+        version=version.version,
+        medication=version.medication_text,
+        medication_code=version.medication_code,
+        dose=version.dose,
+        unit=version.unit,
+        route=version.route,
+        frequency=version.frequency,
+        start_date=version.start_date,
+        stop_date=version.stop_date,
+        is_corticosteroid=bool(entry and entry.is_corticosteroid),
+        reason=version.reason,
+        updated_at=version.created_at,
+        updated_by_role=version.actor_role,
+    )
+
+
+def current_lines(
+    session: Session, *, participant_id: uuid.UUID
+) -> list[tuple[MedicationLine, MedicationLineVersion]]:
+    rows = session.exec(
+        select(MedicationLine, MedicationLineVersion)
+        .join(MedicationLineVersion, col(MedicationLineVersion.line_id) == MedicationLine.id)
+        .where(
+            MedicationLine.participant_id == participant_id,
+            col(MedicationLineVersion.version) == col(MedicationLine.current_version),
+        )
+        .order_by(col(MedicationLineVersion.start_date), col(MedicationLine.id))
+    ).all()
+    return [(line, version) for line, version in rows]
+
+
+CONVERSION_NOTE = (
+    "Prednisone-equivalent mg = dose x doses per day x the drug's equivalence factor "
+    "(standard conversions, to be verified per protocol; as-needed doses are not counted)."
+)
+
+
+def corticosteroid_doses(
+    session: Session, *, participant_id: uuid.UUID, date_from: date, date_to: date
+) -> CorticosteroidDoses:
+    """Daily prednisone-equivalent dose from the current medication list, per local day."""
+    per_day: dict[date, float] = defaultdict(float)
+    lines_per_day: dict[date, list[uuid.UUID]] = defaultdict(list)
+    not_derivable: list[uuid.UUID] = []
+    for line, version in current_lines(session, participant_id=participant_id):
+        entry = formulary.FORMULARY.get(version.medication_code or "")
+        if entry is None or not entry.is_corticosteroid:
+            continue
+        per_dose_day = FREQUENCIES.get(version.frequency)
+        if per_dose_day is None or version.unit != "mg":
+            not_derivable.append(line.id)
+            continue
+        daily = formulary.prednisone_equivalent_mg(entry.code, version.dose * per_dose_day)
+        if daily is None:
+            not_derivable.append(line.id)
+            continue
+        start = max(version.start_date, date_from)
+        stop = min(version.stop_date or date_to, date_to)
+        day = start
+        while day <= stop:
+            per_day[day] += daily
+            lines_per_day[day].append(line.id)
+            day += timedelta(days=1)
+    days = []
+    day = date_from
+    while day <= date_to:
+        days.append(
+            CorticosteroidDay(
+                date=day, prednisone_equivalent_mg=round(per_day[day], 4), lines=lines_per_day[day]
+            )
+        )
+        day += timedelta(days=1)
+    return CorticosteroidDoses(days=days, not_derivable=not_derivable, conversion=CONVERSION_NOTE)
