@@ -94,6 +94,7 @@ class DiaryConflict(SQLModel, table=True):
     received_at: datetime = created_at_field()
     status: str = Field(default="open", max_length=20)
     resolved_at: datetime | None = utc_column(nullable=True)
+    resolution: str | None = Field(default=None, max_length=2000)
 
 
 class MgAdlResponse(SQLModel, table=True):

@@ -6,25 +6,28 @@ import hashlib
 import json
 import uuid
 from datetime import date, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.audit.service import Actor
+from app.auth import scoping
 from app.auth.deps import CurrentStaff
 from app.core.db import SessionDep
-from app.core.errors import Forbidden, Unprocessable, problem_response
+from app.core.errors import Forbidden, NotFound, Unprocessable, problem_response
 from app.core.models import utcnow
-from app.core.pagination import Page, PageParams, page_params
+from app.core.pagination import Page, PageParams, page_params, paginate
 from app.core.responses import errors
 from app.core.routing import StrictRoute
 from app.diary import queries, reference, service
-from app.diary.models import IdempotencyRecord
+from app.diary.models import DiaryConflict, IdempotencyRecord
 from app.diary.schemas import (
     Adherence,
     ChangeOut,
+    ConflictOut,
+    ConflictResolution,
     CorrectionIn,
     DailyStepsOut,
     EntryIn,
@@ -36,8 +39,10 @@ from app.diary.schemas import (
     SyncResponse,
     SyncResult,
 )
+from app.participants import service as participants_service
 from app.participants.deps import CurrentParticipant, ValidParticipant
 from app.participants.models import Participant
+from app.studies import service as studies_service
 
 app_router = APIRouter(route_class=StrictRoute, tags=["diary"])
 portal_router = APIRouter(route_class=StrictRoute, tags=["diary"])
@@ -438,3 +443,75 @@ def participant_daily_steps(
     return _steps_out(
         queries.daily_steps(session, participant=participant, date_from=from_, date_to=to)
     )
+
+
+def _conflict_out(conflict: DiaryConflict) -> ConflictOut:
+    return ConflictOut(
+        id=conflict.id,
+        participant_id=conflict.participant_id,
+        entry_id=conflict.client_entry_id,
+        payload=conflict.payload,
+        received_at=conflict.received_at,
+        status=conflict.status,  # type: ignore[arg-type]
+        resolved_at=conflict.resolved_at,
+        resolution=conflict.resolution,
+    )
+
+
+@portal_router.get(
+    "/studies/{study_id}/diary-conflicts",
+    response_model=Page[ConflictOut],
+    responses=errors(400, 404),
+)
+def list_diary_conflicts(
+    session: SessionDep,
+    staff: CurrentStaff,
+    study_id: uuid.UUID,
+    page: Pagination,
+    status: Annotated[Literal["open", "resolved"] | None, Query()] = "open",
+) -> Page[ConflictOut]:
+    """Submissions that reused an entry id with different content, for data management review
+    (the caller's sites only)."""
+    study = studies_service.get_study_for(
+        session, principal=staff, study_id=study_id, permission="participant.read"
+    )
+    stmt = (
+        select(DiaryConflict)
+        .join(Participant, col(Participant.id) == DiaryConflict.participant_id)
+        .where(
+            DiaryConflict.study_id == study.id,
+            scoping.site_filter(staff, Participant.study_id, Participant.site_id),
+        )
+    )
+    if status:
+        stmt = stmt.where(DiaryConflict.status == status)
+    rows, cursor = paginate(
+        session,
+        stmt,
+        order_by=[DiaryConflict.received_at, DiaryConflict.id],  # type: ignore[list-item]
+        params=page,
+        scope=f"conflicts:{study.id}:{status}",
+    )
+    return Page(items=[_conflict_out(c) for c in rows], next_cursor=cursor)
+
+
+@portal_router.post(
+    "/diary-conflicts/{conflict_id}/resolve", response_model=ConflictOut, responses=errors(404, 409)
+)
+def resolve_diary_conflict(
+    session: SessionDep, staff: CurrentStaff, conflict_id: uuid.UUID, body: ConflictResolution
+) -> ConflictOut:
+    """Close a reviewed conflict with what was done (investigators of the participant's site)."""
+    conflict = session.get(DiaryConflict, conflict_id)
+    if conflict is None:
+        raise NotFound("No such conflict")
+    participant = participants_service.get_for_staff(
+        session,
+        principal=staff,
+        participant_id=conflict.participant_id,
+        permission="clinical.write",
+    )
+    service.resolve_conflict(
+        session, conflict=conflict, reason=body.reason, actor=staff.actor(participant.study_id)
+    )
+    return _conflict_out(conflict)

@@ -295,3 +295,18 @@ class DailyStepsOut(ResponseModel):
     count: int
     source: str = Field(description="The source whose total counts for the day.")
     sources: dict[str, int] = Field(description="The newest total of every source that day.")
+
+
+class ConflictOut(ResponseModel):
+    id: uuid.UUID
+    participant_id: uuid.UUID
+    entry_id: uuid.UUID = Field(description="The client id of the stored entry.")
+    payload: dict[str, Any] = Field(description="The conflicting submission as received.")
+    received_at: datetime
+    status: Literal["open", "resolved"]
+    resolved_at: datetime | None
+    resolution: str | None
+
+
+class ConflictResolution(RequestModel):
+    reason: Reason = Field(description="What was done: e.g. corrected the entry, or discarded.")

@@ -374,3 +374,29 @@ def correct(
 class EditWindowClosed(Conflict):
     code = "edit_window_closed"
     title = "The edit window has closed"
+
+
+def resolve_conflict(
+    session: Session, *, conflict: DiaryConflict, reason: str, actor: Actor
+) -> DiaryConflict:
+    """Close a conflict after review (the entry itself is corrected separately if needed)."""
+    if conflict.status != "open":
+        raise Conflict("This conflict is already resolved")
+    conflict.status = "resolved"
+    conflict.resolved_at = utcnow()
+    conflict.resolution = reason
+    session.add(conflict)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="diary_conflict.resolve",
+        entity_type="diary_conflict",
+        entity_id=conflict.id,
+        study_id=conflict.study_id,
+        participant_id=conflict.participant_id,
+        before={"status": "open"},
+        after={"status": "resolved"},
+        reason=reason,
+    )
+    return conflict

@@ -66,6 +66,7 @@ def upgrade() -> None:
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('resolved_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('resolution', sa.String(length=2000), nullable=True),
     sa.ForeignKeyConstraint(['entry_id'], ['diary_entry.id'], name=op.f('fk_diary_conflict_entry_id_diary_entry')),
     sa.ForeignKeyConstraint(['participant_id'], ['participant.id'], name=op.f('fk_diary_conflict_participant_id_participant')),
     sa.ForeignKeyConstraint(['study_id'], ['study.id'], name=op.f('fk_diary_conflict_study_id_study')),
