@@ -204,9 +204,9 @@ def sync_entries(
     ids = []
     for raw in body.entries:
         try:
-            ids.append(uuid.UUID(str(raw.get("id"))))
-        except (ValueError, AttributeError):
-            continue
+            ids.append(uuid.UUID(str(raw["id"])))
+        except (ValueError, KeyError, TypeError):
+            continue  # answered `invalid` by ingest()
     ingestor.preload(ids)
     results = []
     for raw in body.entries:

@@ -210,7 +210,7 @@ class EntryIn(EntryEnvelope):
 
 
 class SyncRequest(RequestModel):
-    entries: list[dict[str, Any]] = Field(
+    entries: list[Any] = Field(
         max_length=MAX_SYNC_ENTRIES,
         description=f"At most {MAX_SYNC_ENTRIES} entries (ENTRY envelopes) of any kinds.",
     )
