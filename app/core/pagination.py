@@ -153,6 +153,10 @@ def paginate(
     next_cursor = None
     if len(rows) > params.limit:
         rows = rows[: params.limit]
-        last = rows[-1]
-        next_cursor = encode_cursor(scope, [getattr(last, c.key) for c in order_by])
+        next_cursor = cursor_after(scope, rows[-1], order_by)
     return rows, next_cursor
+
+
+def cursor_after(scope: str, row: Any, order_by: Sequence[InstrumentedAttribute[Any]]) -> str:
+    """The cursor that continues after ``row`` (for feeds that resume later)."""
+    return encode_cursor(scope, [getattr(row, c.key) for c in order_by])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 
 class RequestModel(BaseModel):
@@ -17,7 +17,15 @@ class ResponseModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+def no_control_characters(value: str) -> str:
+    """Refuse NUL and other control characters (tabs and line breaks are fine)."""
+    if any((ord(ch) < 32 and ch not in "\n\t\r") or ord(ch) == 127 for ch in value):
+        raise ValueError("text must not contain NUL or other control characters")
+    return value
+
+
 Reason = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=3, max_length=2000),
+    AfterValidator(no_control_characters),
 ]

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from app.core.errors import NotFound
 from app.core.models import utcnow
-from app.core.pagination import PageParams, paginate
+from app.core.pagination import PageParams, cursor_after, paginate
 from app.diary.models import DiaryEntry, DiaryEntryVersion, StepCount
 from app.diary.schemas import Adherence, EntryOut, EntryVersionOut, MgAdlScoreOut
 from app.participants.models import Participant
@@ -140,10 +140,18 @@ def list_entries(
     return with_current_versions(session, rows), cursor
 
 
-def changes(
-    session: Session, *, participant_id: uuid.UUID, params: PageParams
-) -> tuple[list[tuple[EntryOut, ChangeKind]], str | None]:
+@dataclass(frozen=True)
+class ChangesPage:
+    items: list[tuple[EntryOut, ChangeKind]]
+    next_cursor: str | None
+    resume_cursor: str | None
+
+
+def changes(session: Session, *, participant_id: uuid.UUID, params: PageParams) -> ChangesPage:
     """Every new version of the participant's entries, in commit order.
+
+    ``next_cursor`` is null on the last page (like every list); ``resume_cursor`` is always the
+    place to continue from later, so a device that has read everything only gets new changes.
 
     On PostgreSQL only versions written by transactions older than every transaction still
     running are handed out, ordered by (transaction id, sequence): a version committed late by a
@@ -158,12 +166,14 @@ def changes(
         stmt = stmt.where(
             sa.or_(col(DiaryEntryVersion.txid) < horizon, col(DiaryEntryVersion.txid) == own)
         )
+    order_by: list[Any] = [DiaryEntryVersion.txid, DiaryEntryVersion.seq]
+    scope = f"changes:{participant_id}"
     rows, cursor = paginate(
         session,
         stmt,
-        order_by=[DiaryEntryVersion.txid, DiaryEntryVersion.seq],  # type: ignore[list-item]
+        order_by=order_by,
         params=params,
-        scope=f"changes:{participant_id}",
+        scope=scope,
     )
     entries = {
         e.id: e
@@ -174,7 +184,8 @@ def changes(
     out: list[tuple[EntryOut, ChangeKind]] = [
         (to_out(entries[v.entry_id], v), "created" if v.version == 1 else "corrected") for v in rows
     ]
-    return out, cursor
+    resume = cursor_after(scope, rows[-1], order_by) if rows else params.cursor
+    return ChangesPage(items=out, next_cursor=cursor, resume_cursor=resume)
 
 
 def adherence(

@@ -26,6 +26,7 @@ from app.diary.models import DiaryConflict, IdempotencyRecord
 from app.diary.schemas import (
     Adherence,
     ChangeOut,
+    ChangesPage,
     ConflictOut,
     ConflictResolution,
     CorrectionIn,
@@ -109,14 +110,14 @@ def create_entry(
     201 with the stored entry; the exact same entry again is 200 with the same body; the same
     `id` with different content is 409 and the submission is kept for data management.
     """
-    request_hash = hashlib.sha256(
-        json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
-    ).hexdigest()
+    # The parsed values, not a JSON dump: a dump turns an overflowed 1e999 into null.
+    raw = body.model_dump()
+    request_hash = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
     if idempotency_key is not None:
         replay = _replay(session, participant, idempotency_key, request_hash)
         if replay is not None:
             return replay
-    result = _ingestor(session, participant).ingest(body.model_dump(mode="json"))
+    result = _ingestor(session, participant).ingest(raw)
     if result.status == "invalid":
         response = problem_response(
             status=422,
@@ -138,7 +139,8 @@ def create_entry(
         response = JSONResponse(
             _entry_body(result, session), status_code=201 if result.status == "created" else 200
         )
-    if idempotency_key is not None and response.status_code < 500:
+    # Validation failures are not remembered: nothing changed, and the client may fix and retry.
+    if idempotency_key is not None and response.status_code != 422:
         session.add(
             IdempotencyRecord(
                 participant_id=participant.id,
@@ -287,17 +289,21 @@ def own_entry_versions(
     return [queries.version_out(v) for v in queries.versions_of(session, entry)]
 
 
-@app_router.get("/diary/changes", response_model=Page[ChangeOut], responses=errors(400))
+@app_router.get("/diary/changes", response_model=ChangesPage, responses=errors(400))
 def own_changes(
     session: SessionDep, participant: CurrentParticipant, page: Pagination
-) -> Page[ChangeOut]:
+) -> ChangesPage:
     """Every created or corrected entry since the cursor, in commit order (for other devices).
 
-    Keep the last `next_cursor`; a cursor never skips or repeats a change, even while entries
-    are being written. `next_cursor` is null when there is nothing more right now.
+    Page with `next_cursor` until it is null, then keep `resume_cursor` and send it as `cursor`
+    later: a change is never skipped or repeated, even while entries are being written.
     """
-    items, cursor = queries.changes(session, participant_id=participant.id, params=page)
-    return Page(items=[ChangeOut(entry=e, change=c) for e, c in items], next_cursor=cursor)
+    result = queries.changes(session, participant_id=participant.id, params=page)
+    return ChangesPage(
+        items=[ChangeOut(entry=e, change=c) for e, c in result.items],
+        next_cursor=result.next_cursor,
+        resume_cursor=result.resume_cursor,
+    )
 
 
 @app_router.get("/vocabularies/symptoms", response_model=reference.SymptomVocabulary)

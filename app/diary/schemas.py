@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from app.core.schemas import Reason, RequestModel, ResponseModel
+from app.core.schemas import Reason, RequestModel, ResponseModel, no_control_characters
 from app.core.time import IanaTimeZone
 from app.diary.vocabulary import SYMPTOMS
 from app.medications.formulary import ROUTES, UNITS
@@ -32,13 +32,7 @@ MAX_SYMPTOM_NOTE_LENGTH = 500
 MAX_STEP_INTERVALS = 1440
 
 
-def _safe_text(value: str) -> str:
-    if any(ord(ch) < 32 and ch not in "\n\t\r" for ch in value) or "\x7f" in value:
-        raise ValueError("text must not contain NUL or other control characters")
-    return value
-
-
-NoControl = AfterValidator(_safe_text)
+NoControl = AfterValidator(no_control_characters)
 Text40 = Annotated[str, Strict(), Field(min_length=1, max_length=40), NoControl]
 Text120 = Annotated[str, Strict(), Field(min_length=1, max_length=120), NoControl]
 SymptomNote = Annotated[
@@ -278,6 +272,14 @@ class CorrectionIn(RequestModel):
 class ChangeOut(ResponseModel):
     entry: EntryOut
     change: Literal["created", "corrected"]
+
+
+class ChangesPage(ResponseModel):
+    items: list[ChangeOut]
+    next_cursor: str | None = Field(description="The next page now; null on the last page.")
+    resume_cursor: str | None = Field(
+        description="Keep this and send it as `cursor` later to get only newer changes."
+    )
 
 
 class Adherence(ResponseModel):

@@ -90,7 +90,19 @@ def validate_entry(
     recorded = envelope.recorded_at
     offset = recorded.utcoffset()
     assert offset is not None  # AwareDatetime
-    diary_date = recorded.astimezone(ZoneInfo(envelope.time_zone)).date()
+    try:
+        local = recorded.astimezone(ZoneInfo(envelope.time_zone))
+    except OverflowError as exc:
+        raise InvalidInput(
+            [
+                {
+                    "loc": ["recorded_at"],
+                    "msg": "recorded_at is outside the supported calendar range",
+                    "type": "out_of_range",
+                }
+            ]
+        ) from exc
+    diary_date = local.date()
     errors = date_rules(data, participant=participant, prefix=("data",))
     if recorded > now + FUTURE_LIMIT:
         errors.append(
@@ -115,7 +127,7 @@ def validate_entry(
         flags.append("late")
     if recorded > now + CLOCK_AHEAD_FLAG_AFTER:
         flags.append("clock_ahead")
-    if recorded.astimezone(ZoneInfo(envelope.time_zone)).utcoffset() != offset:
+    if local.utcoffset() != offset:
         flags.append("offset_mismatch")
     offset_minutes = int(offset.total_seconds() // 60)
     content_hash = _hash(

@@ -1,0 +1,1 @@
+"""Minimal apps the real one is measured against (see docs/performance.md)."""

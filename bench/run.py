@@ -1,0 +1,962 @@
+"""``make bench``: the app against its baseline on PostgreSQL, and the SQLite default under load.
+
+Serves the app and the baseline (``bench/baselines/minimal_app.py``) with uvicorn, one worker
+each, and drives them from a separate process (``bench/loadgen.py``) with ``--connections``
+keep-alive connections for ``--duration`` seconds per run, in ``--rounds`` interleaved rounds
+(baseline then app, then app then baseline, ...). Reports per round and as the median of the
+per-round ratios; checks after every run that the rows stored equal the 2xx responses and that
+no request failed. Exit status: 0 when every check passed, 1 when a correctness check failed,
+3 when the single-entry ratio is below the regression floor, 2 on a usage or setup error.
+
+    .venv/bin/python -m bench.run                 # everything (what `make bench` runs)
+    .venv/bin/python -m bench.run --quick         # one round: a smoke run
+    .venv/bin/python -m bench.run --scenarios entry,sqlite --rounds 3 --duration 5
+    .venv/bin/python -m bench.run --profile       # also one py-spy profile of the app per scenario
+
+See docs/performance.md for the figures and what they mean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+OUT_DIR = ROOT / "var" / "bench"
+JWT_SECRET = "mgdiary-bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+TOKEN_TTL_SECONDS = 4 * 3600
+PG_SCENARIOS = ("entry", "sync", "steps")
+BATCH_SCENARIOS = ("sync", "steps")
+ALL_SCENARIOS = (*PG_SCENARIOS, "sqlite")
+
+#: Targets from the issue. Ratios are app / baseline; higher is better.
+ENTRY_TARGET, ENTRY_REGRESSION = 0.30, 0.15
+BATCH_TARGET, BATCH_P99_LIMIT_MS = 0.25, 500.0
+SQLITE_P99_LIMIT_MS = 100.0
+
+SCENARIO_TITLES = {
+    "entry": "single-entry POST /app/v1/diary/entries",
+    "sync": "500-entry POST /app/v1/diary/sync",
+    "steps": "1,440-sample steps entry POST /app/v1/diary/entries",
+    "sqlite": "single-entry POST on the SQLite default",
+}
+#: What a "row" is per scenario (rows/s = items/s).
+ITEM_NAMES = {"entry": "entries", "sync": "entries", "steps": "samples", "sqlite": "entries"}
+
+
+# --- processes ----------------------------------------------------------------------------
+
+_children: list[subprocess.Popen[bytes]] = []
+
+
+def _stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(5)
+
+
+def _stop_all_children() -> None:
+    while _children:
+        _stop_process(_children.pop())
+
+
+def _on_signal(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _spawn(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    # Own process group: the server and its threads die together, and a terminal's Ctrl-C
+    # reaches only us (we stop the children in order).
+    proc = subprocess.Popen(args, start_new_session=True, **kwargs)
+    _children.append(proc)
+    return proc
+
+
+def _forget(proc: subprocess.Popen[bytes]) -> None:
+    if proc in _children:
+        _children.remove(proc)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    name: str
+    app_ref: str
+    env: dict[str, str]
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    def start(self) -> None:
+        self.log_path = OUT_DIR / f"server-{self.name}.log"
+        log = self.log_path.open("wb")
+        self.proc = _spawn(
+            [
+                str(VENV_BIN / "uvicorn"),
+                self.app_ref,
+                "--factory",
+                "--workers",
+                "1",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 60.0) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        url = f"http://127.0.0.1:{self.port}/readyz"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SetupError(f"{self.name} exited during start-up:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.2)
+        raise SetupError(f"{self.name} was not ready within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop_process(self.proc)
+            _forget(self.proc)
+            self.proc = None
+
+
+class SetupError(RuntimeError):
+    pass
+
+
+# --- CPU accounting -----------------------------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
+
+
+def _postgres_cpu() -> dict[int, float]:
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    out[int(entry.name)] = _proc_cpu(int(entry.name))
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                continue
+    return out
+
+
+def _machine_cpu() -> tuple[float, float]:
+    parts = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = parts[3] + parts[4]
+    return sum(parts) / _TICK, idle / _TICK
+
+
+@dataclass
+class CpuSnapshot:
+    server: float
+    postgres: dict[int, float]
+    machine: tuple[float, float]
+    wall: float
+
+    @classmethod
+    def take(cls, server_pid: int) -> CpuSnapshot:
+        return cls(_proc_cpu(server_pid), _postgres_cpu(), _machine_cpu(), time.monotonic())
+
+    def since(self, before: CpuSnapshot) -> dict[str, float]:
+        wall = self.wall - before.wall
+        pg = sum(v - before.postgres.get(pid, 0.0) for pid, v in self.postgres.items())
+        total = self.machine[0] - before.machine[0]
+        idle = self.machine[1] - before.machine[1]
+        return {
+            "server_cpu_pct": 100 * (self.server - before.server) / wall,
+            "postgres_cpu_pct": 100 * pg / wall,
+            "machine_busy_pct": 100 * (total - idle) / total if total else 0.0,
+        }
+
+
+# --- databases ----------------------------------------------------------------------------
+
+
+def _check_db_name(name: str) -> None:
+    if name.startswith("mgdiary_test") or "bench" not in name or not re.fullmatch(r"\w+", name):
+        raise SetupError(f"refusing to use database {name!r}: the name must contain 'bench'")
+
+
+def recreate_database(pg: str, name: str) -> None:
+    _check_db_name(name)
+    with psycopg.connect(f"{pg}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+class RowCounter:
+    """Counts the rows a target stores (between runs, while its server is idle)."""
+
+    def __init__(self, *, pg_dsn: str | None = None, sqlite_path: Path | None = None) -> None:
+        self.pg = psycopg.connect(pg_dsn, autocommit=True) if pg_dsn else None
+        self.sqlite_path = sqlite_path
+
+    def count(self, table: str) -> int:
+        if self.pg is not None:
+            row = self.pg.execute(f"SELECT count(*) FROM {table}").fetchone()
+            assert row is not None
+            return int(row[0])
+        assert self.sqlite_path is not None
+        with sqlite3.connect(self.sqlite_path) as conn:
+            return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+    def checkpoint(self) -> None:
+        if self.pg is not None:
+            self.pg.execute("CHECKPOINT")
+
+    def close(self) -> None:
+        if self.pg is not None:
+            self.pg.close()
+
+
+@dataclass
+class Target:
+    """A server under load plus how to count what it stored."""
+
+    kind: str  # "app", "baseline" or "sqlite"
+    server: Server
+    counter: RowCounter
+    entry_table: str
+    sample_table: str
+
+
+# --- runs ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    rounds: int
+    duration: float
+    warmup: float
+    connections: int
+    timeout: float
+    probe_duration: float = 0.0
+    participants: list[dict[str, Any]] = field(default_factory=list)
+
+
+def drive(
+    target: Target,
+    scenario: str,
+    opts: Options,
+    *,
+    duration: float,
+    seed: int,
+    connections: int | None = None,
+) -> dict[str, Any]:
+    """One run: the load generator in its own process, then the correctness checks."""
+    load = "entry" if scenario == "sqlite" else scenario
+    spec = {
+        "scenario": load,
+        "host": "127.0.0.1",
+        "port": target.server.port,
+        "duration": duration,
+        "connections": connections or opts.connections,
+        "timeout": opts.timeout,
+        "seed": seed,
+        "participants": opts.participants,
+    }
+    entries_before = target.counter.count(target.entry_table)
+    samples_before = target.counter.count(target.sample_table) if load == "steps" else 0
+    target.counter.checkpoint()
+    with tempfile.NamedTemporaryFile("w", suffix=".json", dir=OUT_DIR, delete=False) as fh:
+        json.dump(spec, fh)
+        spec_path = fh.name
+    try:
+        before = CpuSnapshot.take(target.server.pid)
+        proc = _spawn(
+            [sys.executable, "-m", "bench.loadgen", spec_path],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+        )
+        out, _ = proc.communicate(timeout=duration + opts.timeout + 60)
+        _forget(proc)
+        after = CpuSnapshot.take(target.server.pid)
+    finally:
+        os.unlink(spec_path)
+    if proc.returncode != 0:
+        raise SetupError(f"the load generator failed (exit {proc.returncode})")
+    result: dict[str, Any] = json.loads(out)
+    result.update(after.since(before))
+    result["driver_cpu_pct"] = 100 * result["driver_cpu_s"] / result["elapsed"]
+    entries = target.counter.count(target.entry_table) - entries_before
+    problems = []
+    if not target.server.alive():
+        problems.append(f"the {target.server.name} server died:\n{target.server.log_tail()}")
+    failed = result["requests"] - result["ok"]
+    if failed:
+        problems.append(
+            f"{failed} requests failed: statuses {result['statuses']}, errors {result['errors']}"
+            + "".join(f"\n    {s}" for s in result["non_2xx_samples"])
+        )
+    if result["ok"] == 0:
+        problems.append("no request succeeded")
+    if load == "steps":
+        samples = target.counter.count(target.sample_table) - samples_before
+        result["rows_stored"] = {"entries": entries, "samples": samples}
+        if entries != result["ok"] or samples != result["items"]:
+            problems.append(
+                f"stored {entries} entries and {samples} samples for {result['ok']} 2xx "
+                f"responses ({result['items']} samples)"
+            )
+    else:
+        result["rows_stored"] = {"entries": entries}
+        per_request = 500 if load == "sync" else 1
+        if result["items"] != result["ok"] * per_request:
+            problems.append(
+                f"{result['items']} entries created in {result['ok']} 2xx responses, "
+                f"expected {per_request} each"
+            )
+        if entries != result["items"]:
+            problems.append(
+                f"stored {entries} entries for {result['items']} created in 2xx responses"
+            )
+    result["check"] = "ok" if not problems else "FAILED"
+    result["problems"] = problems
+    return result
+
+
+def _fmt_run(kind: str, label: str, r: dict[str, Any]) -> str:
+    lat = r["latency_ms"]
+    return (
+        f"  {label:<10} {kind:<8} {r['req_per_s']:8.1f} req/s {r['items_per_s']:10.0f} rows/s "
+        f"p50 {lat['p50']:7.1f} p95 {lat['p95']:7.1f} p99 {lat['p99']:7.1f} ms  "
+        f"ok {r['ok']:6d} err {r['requests'] - r['ok']:d}  "
+        f"cpu srv {r['server_cpu_pct']:3.0f}% pg {r['postgres_cpu_pct']:3.0f}% "
+        f"drv {r['driver_cpu_pct']:3.0f}%  check {r['check']}"
+    )
+
+
+def run_pg_scenario(
+    scenario: str, app: Target, baseline: Target, opts: Options, failures: list[str]
+) -> dict[str, Any]:
+    print(f"\n== {SCENARIO_TITLES[scenario]}: app vs baseline", flush=True)
+    runs: dict[str, list[dict[str, Any]]] = {"app": [], "baseline": []}
+
+    def one(
+        target: Target,
+        label: str,
+        duration: float,
+        seed: int,
+        keep: bool,
+        connections: int | None = None,
+    ) -> dict[str, Any]:
+        result = drive(
+            target, scenario, opts, duration=duration, seed=seed, connections=connections
+        )
+        print(_fmt_run(target.kind, label, result), flush=True)
+        for p in result["problems"]:
+            failures.append(f"{scenario}/{target.kind}/{label}: {p}")
+            print(f"    CHECK FAILED: {p}", flush=True)
+        if keep:
+            runs[target.kind].append(result)
+        return result
+
+    if opts.warmup > 0:
+        for target in (baseline, app):
+            one(target, "warm-up", opts.warmup, seed=0, keep=False)
+    for rnd in range(opts.rounds):
+        order = (baseline, app) if rnd % 2 == 0 else (app, baseline)
+        for target in order:
+            one(target, f"round {rnd + 1}", opts.duration, seed=rnd + 1, keep=True)
+    rows = []
+    for rnd, (a, b) in enumerate(zip(runs["app"], runs["baseline"], strict=True)):
+        rows.append(
+            {
+                "round": rnd + 1,
+                "app_items_per_s": a["items_per_s"],
+                "baseline_items_per_s": b["items_per_s"],
+                "ratio": a["items_per_s"] / b["items_per_s"] if b["items_per_s"] else 0.0,
+                "app_p99_ms": a["latency_ms"]["p99"],
+                "baseline_p99_ms": b["latency_ms"]["p99"],
+                "p99_ratio": a["latency_ms"]["p99"] / b["latency_ms"]["p99"]
+                if b["latency_ms"]["p99"]
+                else 0.0,
+            }
+        )
+    unloaded = {}
+    if scenario in BATCH_SCENARIOS and opts.probe_duration > 0:
+        # Little's law: at 32 connections a batch's latency is mostly queueing (32 / batches
+        # per second), whatever the code does. One connection shows one batch's own time.
+        for target in (baseline, app):
+            result = one(target, "1 conn", opts.probe_duration, seed=77, keep=False, connections=1)
+            unloaded[target.kind] = {
+                "req_per_s": result["req_per_s"],
+                "p50_ms": result["latency_ms"]["p50"],
+                "p99_ms": result["latency_ms"]["p99"],
+                "max_ms": result["latency_ms"]["max"],
+            }
+    summary = {
+        "scenario": scenario,
+        "unloaded_1_connection": unloaded,
+        "rounds": rows,
+        "median_ratio": statistics.median(r["ratio"] for r in rows),
+        "median_p99_ratio": statistics.median(r["p99_ratio"] for r in rows),
+        "app": _medians(runs["app"]),
+        "baseline": _medians(runs["baseline"]),
+        "runs": runs,
+    }
+    return summary
+
+
+def _medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    def med(key: str) -> float:
+        return statistics.median(r[key] for r in runs)
+
+    def med_lat(key: str) -> float:
+        return statistics.median(r["latency_ms"][key] for r in runs)
+
+    return {
+        "req_per_s": med("req_per_s"),
+        "items_per_s": med("items_per_s"),
+        "p50_ms": med_lat("p50"),
+        "p95_ms": med_lat("p95"),
+        "p99_ms": med_lat("p99"),
+        "max_ms": max(r["latency_ms"]["max"] for r in runs),
+        "server_cpu_pct": med("server_cpu_pct"),
+        "postgres_cpu_pct": med("postgres_cpu_pct"),
+        "driver_cpu_pct": med("driver_cpu_pct"),
+        "requests_ok": sum(r["ok"] for r in runs),
+        "requests_failed": sum(r["requests"] - r["ok"] for r in runs),
+    }
+
+
+def run_sqlite(target: Target, opts: Options, failures: list[str]) -> dict[str, Any]:
+    print(f"\n== {SCENARIO_TITLES['sqlite']}", flush=True)
+    runs = []
+    if opts.warmup > 0:
+        drive_and_print(target, opts, "warm-up", opts.warmup, 0, failures)
+    for rnd in range(opts.rounds):
+        runs.append(
+            drive_and_print(target, opts, f"round {rnd + 1}", opts.duration, rnd + 1, failures)
+        )
+    return {
+        "scenario": "sqlite",
+        "rounds": [
+            {"round": i + 1, "req_per_s": r["req_per_s"], "p99_ms": r["latency_ms"]["p99"]}
+            for i, r in enumerate(runs)
+        ],
+        "app": _medians(runs),
+        "runs": {"app": runs},
+    }
+
+
+def drive_and_print(
+    target: Target, opts: Options, label: str, duration: float, seed: int, failures: list[str]
+) -> dict[str, Any]:
+    result = drive(target, "sqlite", opts, duration=duration, seed=seed)
+    print(_fmt_run("sqlite", label, result), flush=True)
+    for p in result["problems"]:
+        failures.append(f"sqlite/{label}: {p}")
+        print(f"    CHECK FAILED: {p}", flush=True)
+    return result
+
+
+# --- profiling ----------------------------------------------------------------------------
+
+
+def profile_app(target: Target, scenario: str, opts: Options, failures: list[str]) -> Path | None:
+    """One extra, unmeasured run of the app under ``py-spy record`` (GIL holder only)."""
+    py_spy = VENV_BIN / "py-spy"
+    if not py_spy.exists():
+        print("  (py-spy is not installed: .venv/bin/pip install py-spy)", flush=True)
+        return None
+    out = OUT_DIR / f"profile-{scenario}.txt"
+    spy = _spawn(
+        [
+            str(py_spy),
+            "record",
+            "--pid",
+            str(target.server.pid),
+            "--rate",
+            "250",
+            "--gil",
+            "--format",
+            "raw",
+            "--duration",
+            str(int(opts.duration) + 1),
+            "--output",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)
+    result = drive(
+        target,
+        "sqlite" if target.kind == "sqlite" else scenario,
+        opts,
+        duration=opts.duration,
+        seed=99,
+    )
+    print(_fmt_run(target.kind, "profiled", result), flush=True)
+    for p in result["problems"]:
+        failures.append(f"{scenario}/profile: {p}")
+    try:
+        spy.wait(opts.duration + 30)
+    except subprocess.TimeoutExpired:
+        _stop_process(spy)
+    _forget(spy)
+    if not out.exists():
+        print("  (py-spy wrote no profile; it needs ptrace permission)", flush=True)
+        return None
+    from bench.profile_summary import summarize
+
+    print(summarize(out, top=15), flush=True)
+    return out
+
+
+# --- report -------------------------------------------------------------------------------
+
+
+def machine_info(pg: str) -> dict[str, Any]:
+    cpu_model = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu_model = line.split(":", 1)[1].strip()
+            break
+    mem_kb = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem_kb = int(line.split()[1])
+    with psycopg.connect(f"{pg}/postgres") as conn:
+        row = conn.execute("SELECT version()").fetchone()
+        settings = dict(
+            conn.execute(
+                "SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name IN "
+                "('shared_buffers', 'synchronous_commit', 'fsync', 'max_connections')"
+            ).fetchall()
+        )
+    packages = {}
+    for name in (
+        "fastapi",
+        "starlette",
+        "pydantic",
+        "sqlalchemy",
+        "sqlmodel",
+        "uvicorn",
+        "uvloop",
+        "httptools",
+        "psycopg",
+        "psycopg-pool",
+        "python-jose",
+    ):
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = None
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": cpu_model,
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "postgresql": row[0] if row else None,
+        "postgresql_settings": settings,
+        "python": platform.python_version(),
+        "packages": packages,
+    }
+
+
+def _verdict(ok: bool) -> str:
+    return "meets target" if ok else "BELOW TARGET"
+
+
+def print_summary(results: dict[str, Any]) -> tuple[list[str], bool]:
+    lines = ["", "== Summary (medians over rounds; ratio = app / baseline, per round)"]
+    regression = False
+    verdicts = []
+    for scenario in PG_SCENARIOS:
+        s = results["scenarios"].get(scenario)
+        if s is None:
+            continue
+        a, b = s["app"], s["baseline"]
+        per_round = ", ".join(f"{r['ratio']:.3f}" for r in s["rounds"])
+        unit = ITEM_NAMES[scenario]
+        lines.append(f"- {SCENARIO_TITLES[scenario]}:")
+        lines.append(
+            f"    app      {a['req_per_s']:8.1f} req/s {a['items_per_s']:10.0f} {unit}/s  "
+            f"p50 {a['p50_ms']:.1f} p95 {a['p95_ms']:.1f} p99 {a['p99_ms']:.1f} ms"
+        )
+        lines.append(
+            f"    baseline {b['req_per_s']:8.1f} req/s {b['items_per_s']:10.0f} {unit}/s  "
+            f"p50 {b['p50_ms']:.1f} p95 {b['p95_ms']:.1f} p99 {b['p99_ms']:.1f} ms"
+        )
+        lines.append(
+            f"    ratio {s['median_ratio']:.3f} (rounds: {per_round}); "
+            f"p99 app/baseline {s['median_p99_ratio']:.2f}"
+        )
+        if scenario == "entry":
+            ok = s["median_ratio"] >= ENTRY_TARGET
+            if s["median_ratio"] < ENTRY_REGRESSION:
+                regression = True
+                verdicts.append(
+                    f"entry: ratio {s['median_ratio']:.3f} is a REGRESSION (< {ENTRY_REGRESSION})"
+                )
+            else:
+                verdicts.append(
+                    f"entry: ratio {s['median_ratio']:.3f} vs target >= {ENTRY_TARGET}: "
+                    f"{_verdict(ok)}"
+                )
+        else:
+            ok = s["median_ratio"] >= BATCH_TARGET
+            verdicts.append(
+                f"{scenario}: rows/s ratio {s['median_ratio']:.3f} vs target >= {BATCH_TARGET}: "
+                f"{_verdict(ok)}"
+            )
+            verdicts.append(
+                f"{scenario}: p99 per batch at {results['options']['connections']} connections "
+                f"{a['p99_ms']:.0f} ms (baseline {b['p99_ms']:.0f} ms) vs < "
+                f"{BATCH_P99_LIMIT_MS:.0f} ms: {_verdict(a['p99_ms'] < BATCH_P99_LIMIT_MS)}"
+            )
+            alone = s.get("unloaded_1_connection", {})
+            if "app" in alone:
+                lines.append(
+                    f"    1 connection: app p50 {alone['app']['p50_ms']:.0f} p99 "
+                    f"{alone['app']['p99_ms']:.0f} ms, baseline p50 "
+                    f"{alone['baseline']['p50_ms']:.0f} p99 {alone['baseline']['p99_ms']:.0f} ms"
+                )
+                p99 = alone["app"]["p99_ms"]
+                verdicts.append(
+                    f"{scenario}: p99 per batch alone (1 connection) {p99:.0f} ms vs < "
+                    f"{BATCH_P99_LIMIT_MS:.0f} ms: {_verdict(p99 < BATCH_P99_LIMIT_MS)}"
+                )
+    s = results["scenarios"].get("sqlite")
+    if s is not None:
+        a = s["app"]
+        per_round = ", ".join(f"{r['p99_ms']:.0f}" for r in s["rounds"])
+        lines.append(f"- {SCENARIO_TITLES['sqlite']}:")
+        lines.append(
+            f"    app      {a['req_per_s']:8.1f} req/s  p50 {a['p50_ms']:.1f} "
+            f"p95 {a['p95_ms']:.1f} p99 {a['p99_ms']:.1f} ms (rounds p99: {per_round} ms)"
+        )
+        verdicts.append(
+            f"sqlite: p99 {a['p99_ms']:.0f} ms vs < {SQLITE_P99_LIMIT_MS:.0f} ms: "
+            f"{_verdict(a['p99_ms'] < SQLITE_P99_LIMIT_MS)}"
+        )
+    lines.append("")
+    lines += [f"  {v}" for v in verdicts]
+    print("\n".join(lines), flush=True)
+    return verdicts, regression
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per run (default 10)")
+    p.add_argument("--connections", type=int, default=32, help="connections (default 32)")
+    p.add_argument(
+        "--warmup",
+        type=float,
+        default=3.0,
+        help="seconds of unmeasured load per target before a scenario (default 3)",
+    )
+    p.add_argument("--quick", action="store_true", help="one round: a smoke run")
+    p.add_argument(
+        "--scenarios",
+        default=",".join(ALL_SCENARIOS),
+        help=f"comma-separated, of {', '.join(ALL_SCENARIOS)} (default: all)",
+    )
+    p.add_argument(
+        "--probe-duration",
+        type=float,
+        default=5.0,
+        help="seconds of a 1-connection run per target after the batch scenarios' rounds "
+        "(one batch's own latency; 0 to skip; default 5)",
+    )
+    p.add_argument("--participants", type=int, default=200, help="participants (default 200)")
+    p.add_argument("--timeout", type=float, default=60.0, help="per-request timeout in seconds")
+    p.add_argument(
+        "--pg",
+        default="postgresql://postgres@127.0.0.1:5432",
+        help="PostgreSQL server (libpq URL without a database)",
+    )
+    p.add_argument("--db", default="mgdiary_bench", help="the app's database (recreated)")
+    p.add_argument(
+        "--baseline-db",
+        default="mgdiary_bench_baseline",
+        help="the baseline's database (recreated)",
+    )
+    p.add_argument(
+        "--app-env",
+        action="append",
+        default=[],
+        metavar="MGDIARY_X=VALUE",
+        help="extra setting for the app server (repeatable), e.g. MGDIARY_DATABASE_POOL_SIZE=5",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the measured rounds, one py-spy profile of the app per scenario",
+    )
+    p.add_argument("--output", type=Path, help="results JSON (default var/bench/results-*.json)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.rounds = 1
+    args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = set(args.scenarios) - set(ALL_SCENARIOS)
+    if unknown or not args.scenarios:
+        p.error(f"unknown scenarios {sorted(unknown)}; choose from {', '.join(ALL_SCENARIOS)}")
+    if args.rounds < 1 or args.duration <= 0 or args.connections < 1:
+        p.error("--rounds, --duration and --connections must be positive")
+    for item in args.app_env:
+        if not re.fullmatch(r"MGDIARY_\w+=.*", item):
+            p.error(f"--app-env takes MGDIARY_NAME=VALUE, not {item!r}")
+    return args
+
+
+def app_env(database_url: str, extra: list[str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MGDIARY_")}
+    env.update(
+        {
+            "MGDIARY_ENV": "development",
+            "MGDIARY_DATABASE_URL": database_url,
+            "MGDIARY_INPROCESS_WORKER": "false",
+            "MGDIARY_JWT_SECRET": JWT_SECRET,
+            "MGDIARY_ACCESS_TOKEN_TTL_SECONDS": str(TOKEN_TTL_SECONDS),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+    )
+    for item in extra:
+        key, _, value = item.partition("=")
+        env[key] = value
+    return env
+
+
+def app_settings(database_url: str) -> Any:
+    from app.core.config import Settings
+
+    return Settings(
+        env="development",
+        database_url=database_url,
+        jwt_secret=JWT_SECRET,
+        access_token_ttl_seconds=TOKEN_TTL_SECONDS,
+        inprocess_worker=False,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+    atexit.register(_stop_all_children)
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    os.chdir(ROOT)
+    from bench.seed import seed
+
+    started = time.monotonic()
+    failures: list[str] = []
+    results: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join(
+            [Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "options": {
+            "rounds": args.rounds,
+            "duration": args.duration,
+            "connections": args.connections,
+            "warmup": args.warmup,
+            "participants": args.participants,
+            "scenarios": args.scenarios,
+            "app_env": args.app_env,
+        },
+        "machine": machine_info(args.pg),
+        "scenarios": {},
+    }
+    m = results["machine"]
+    print(
+        f"machine: {m['nproc']} x {m['cpu_model']}, {m['memory_gib']} GiB; {m['postgresql']}; "
+        f"Python {m['python']}",
+        flush=True,
+    )
+    opts = Options(
+        rounds=args.rounds,
+        duration=args.duration,
+        warmup=args.warmup,
+        connections=args.connections,
+        timeout=args.timeout,
+        probe_duration=args.probe_duration,
+    )
+    counters: list[RowCounter] = []
+    try:
+        pg_scenarios = [s for s in args.scenarios if s in PG_SCENARIOS]
+        if pg_scenarios:
+            print("setting up PostgreSQL databases ...", flush=True)
+            recreate_database(args.pg, args.db)
+            recreate_database(args.pg, args.baseline_db)
+            app_url = args.pg.replace("postgresql://", "postgresql+psycopg://", 1) + f"/{args.db}"
+            opts.participants = seed(app_settings(app_url), participants=args.participants)
+            baseline_dsn = f"{args.pg}/{args.baseline_db}"
+            from bench.baselines.minimal_app import SCHEMA
+
+            with psycopg.connect(baseline_dsn, autocommit=True) as conn:
+                conn.execute(SCHEMA)
+            app_counter = RowCounter(pg_dsn=f"{args.pg}/{args.db}")
+            base_counter = RowCounter(pg_dsn=baseline_dsn)
+            counters += [app_counter, base_counter]
+            app = Target(
+                "app",
+                Server("app", "app.main:create_app", app_env(app_url, args.app_env)),
+                app_counter,
+                "diary_entry",
+                "step_interval",
+            )
+            base_env = {k: v for k, v in os.environ.items() if not k.startswith("MGDIARY_")}
+            base_env["BENCH_BASELINE_DSN"] = baseline_dsn
+            baseline = Target(
+                "baseline",
+                Server("baseline", "bench.baselines.minimal_app:create_app", base_env),
+                base_counter,
+                "bench_entry",
+                "bench_step_interval",
+            )
+            app.server.start()
+            baseline.server.start()
+            try:
+                for scenario in pg_scenarios:
+                    results["scenarios"][scenario] = run_pg_scenario(
+                        scenario, app, baseline, opts, failures
+                    )
+                if args.profile:
+                    for scenario in pg_scenarios:
+                        print(f"\n== profile of the app: {SCENARIO_TITLES[scenario]}", flush=True)
+                        path = profile_app(app, scenario, opts, failures)
+                        results["scenarios"][scenario]["profile"] = str(path) if path else None
+            finally:
+                app.server.stop()
+                baseline.server.stop()
+        if "sqlite" in args.scenarios:
+            print("\nsetting up the SQLite database ...", flush=True)
+            path = OUT_DIR / "mgdiary-bench.sqlite3"
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+            url = f"sqlite:///{path}"
+            opts.participants = seed(app_settings(url), participants=args.participants)
+            counter = RowCounter(sqlite_path=path)
+            target = Target(
+                "sqlite",
+                Server("app-sqlite", "app.main:create_app", app_env(url, args.app_env)),
+                counter,
+                "diary_entry",
+                "step_interval",
+            )
+            target.server.start()
+            try:
+                results["scenarios"]["sqlite"] = run_sqlite(target, opts, failures)
+                if args.profile:
+                    print(f"\n== profile of the app: {SCENARIO_TITLES['sqlite']}", flush=True)
+                    p = profile_app(target, "sqlite", opts, failures)
+                    results["scenarios"]["sqlite"]["profile"] = str(p) if p else None
+            finally:
+                target.server.stop()
+    except SetupError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        for c in counters:
+            c.close()
+        _stop_all_children()
+
+    verdicts, regression = print_summary(results)
+    results["verdicts"] = verdicts
+    results["failures"] = failures
+    results["elapsed_s"] = round(time.monotonic() - started, 1)
+    output = args.output or OUT_DIR / f"results-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2))
+    print(f"\nresults: {output} ({results['elapsed_s']:.0f} s)", flush=True)
+    if failures:
+        print(f"\nbench: {len(failures)} correctness check(s) FAILED:", file=sys.stderr)
+        for f in failures:
+            print(f"  - {f}", file=sys.stderr)
+        return 1
+    if regression:
+        print("bench: the single-entry ratio is below the regression floor", file=sys.stderr)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
