@@ -56,6 +56,14 @@ def versions_of(session: Session, entry: DiaryEntry) -> list[DiaryEntryVersion]:
     )
 
 
+def history(
+    session: Session, *, participant_id: uuid.UUID, client_entry_id: uuid.UUID
+) -> list[EntryVersionOut]:
+    """Every version of one of the participant's entries, oldest first (404 if not theirs)."""
+    entry = get_entry(session, participant_id=participant_id, client_entry_id=client_entry_id)
+    return [version_out(v) for v in versions_of(session, entry)]
+
+
 def _offset_text(minutes: int) -> str:
     sign = "+" if minutes >= 0 else "-"
     hours, mins = divmod(abs(minutes), 60)

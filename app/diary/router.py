@@ -63,11 +63,37 @@ def _check_range(date_from: date | None, date_to: date | None, max_days: int | N
         )
 
 
+def _correct(
+    session: Session,
+    participant: Participant,
+    entry_id: uuid.UUID,
+    body: CorrectionIn,
+    actor: Actor,
+    *,
+    by_participant: bool,
+) -> EntryOut:
+    entry = queries.get_entry(session, participant_id=participant.id, client_entry_id=entry_id)
+    version = service.correct(
+        session,
+        entry=entry,
+        participant=participant,
+        raw_data=body.data,
+        reason=body.reason,
+        actor=actor,
+        by_participant=by_participant,
+    )
+    return queries.to_out(entry, version)
+
+
 # --- app --------------------------------------------------------------------------------
 
 
+def _participant_actor(participant: Participant) -> Actor:
+    return Actor(type="participant", id=str(participant.id), role="participant")
+
+
 def _ingestor(session: Session, participant: Participant) -> service.Ingestor:
-    actor = Actor(type="participant", id=str(participant.id), role="participant")
+    actor = _participant_actor(participant)
     return service.Ingestor(
         session=session,
         participant=participant,
@@ -262,18 +288,9 @@ def correct_own_entry(
     session: SessionDep, participant: CurrentParticipant, entry_id: uuid.UUID, body: CorrectionIn
 ) -> EntryOut:
     """Correct an own entry within the protocol's edit window; a reason is required."""
-    entry = queries.get_entry(session, participant_id=participant.id, client_entry_id=entry_id)
-    actor = Actor(type="participant", id=str(participant.id), role="participant")
-    version = service.correct(
-        session,
-        entry=entry,
-        participant=participant,
-        raw_data=body.data,
-        reason=body.reason,
-        actor=actor,
-        by_participant=True,
+    return _correct(
+        session, participant, entry_id, body, _participant_actor(participant), by_participant=True
     )
-    return queries.to_out(entry, version)
 
 
 @app_router.get(
@@ -285,8 +302,7 @@ def own_entry_versions(
     session: SessionDep, participant: CurrentParticipant, entry_id: uuid.UUID
 ) -> list[EntryVersionOut]:
     """Every version of an own entry, oldest first, each with its reason."""
-    entry = queries.get_entry(session, participant_id=participant.id, client_entry_id=entry_id)
-    return [queries.version_out(v) for v in queries.versions_of(session, entry)]
+    return queries.history(session, participant_id=participant.id, client_entry_id=entry_id)
 
 
 @app_router.get("/diary/changes", response_model=ChangesPage, responses=errors(400))
@@ -396,17 +412,14 @@ def correct_participant_entry(
     body: CorrectionIn,
 ) -> EntryOut:
     """Correct a participant's entry (investigators, at any time, with a reason)."""
-    entry = queries.get_entry(session, participant_id=participant.id, client_entry_id=entry_id)
-    version = service.correct(
+    return _correct(
         session,
-        entry=entry,
-        participant=participant,
-        raw_data=body.data,
-        reason=body.reason,
-        actor=staff.actor(participant.study_id),
+        participant,
+        entry_id,
+        body,
+        staff.actor(participant.study_id),
         by_participant=False,
     )
-    return queries.to_out(entry, version)
 
 
 @portal_router.get(
@@ -418,8 +431,7 @@ def participant_entry_versions(
     session: SessionDep, participant: ValidParticipant, entry_id: uuid.UUID
 ) -> list[EntryVersionOut]:
     """Every version of a participant's entry, oldest first, with who corrected it and why."""
-    entry = queries.get_entry(session, participant_id=participant.id, client_entry_id=entry_id)
-    return [queries.version_out(v) for v in queries.versions_of(session, entry)]
+    return queries.history(session, participant_id=participant.id, client_entry_id=entry_id)
 
 
 @portal_router.get(

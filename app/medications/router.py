@@ -106,8 +106,7 @@ def own_medication_versions(
     session: SessionDep, participant: CurrentParticipant, medication_id: uuid.UUID
 ) -> list[MedicationLineOut]:
     """Every version of a medication line, oldest first, with reasons."""
-    line = service.get_line(session, participant_id=participant.id, line_id=medication_id)
-    return [service.to_out(line, v) for v in service.versions_of(session, line)]
+    return service.history(session, participant_id=participant.id, line_id=medication_id)
 
 
 # --- portal -----------------------------------------------------------------------------
@@ -184,8 +183,7 @@ def participant_medication_versions(
     session: SessionDep, participant: ValidParticipant, medication_id: uuid.UUID
 ) -> list[MedicationLineOut]:
     """Every version of a participant's medication line, oldest first."""
-    line = service.get_line(session, participant_id=participant.id, line_id=medication_id)
-    return [service.to_out(line, v) for v in service.versions_of(session, line)]
+    return service.history(session, participant_id=participant.id, line_id=medication_id)
 
 
 @portal_router.get(

@@ -151,6 +151,14 @@ def versions_of(session: Session, line: MedicationLine) -> list[MedicationLineVe
     )
 
 
+def history(
+    session: Session, *, participant_id: uuid.UUID, line_id: uuid.UUID
+) -> list[MedicationLineOut]:
+    """Every version of one of the participant's medication lines, oldest first."""
+    line = get_line(session, participant_id=participant_id, line_id=line_id)
+    return [to_out(line, v) for v in versions_of(session, line)]
+
+
 def to_out(line: MedicationLine, version: MedicationLineVersion) -> MedicationLineOut:
     entry = formulary.FORMULARY.get(version.medication_code or "")
     return MedicationLineOut(
