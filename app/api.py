@@ -14,6 +14,7 @@ from app.diary import router as diary_router
 from app.medications import router as medications_router
 from app.participants import router as participants_router
 from app.participants.deps import get_current_participant
+from app.scores import router as scores_router
 from app.studies import router as studies_router
 
 APP_PREFIX = "/app/v1"
@@ -57,6 +58,7 @@ def build_router() -> APIRouter:
     portal_api.include_router(participants_router.portal_router)
     portal_api.include_router(diary_router.portal_router)
     portal_api.include_router(medications_router.portal_router)
+    portal_api.include_router(scores_router.portal_router)
     portal_api.include_router(audit_router.portal_router)
     root.include_router(portal_api)
     return root

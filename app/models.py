@@ -16,10 +16,20 @@ from app.diary.models import (
 )
 from app.medications.models import MedicationLine, MedicationLineVersion
 from app.participants.models import Participant
+from app.scores.models import (
+    ClinicAssessment,
+    ClinicAssessmentVersion,
+    LabResult,
+    LabResultVersion,
+)
 from app.studies.models import ProtocolVersion, Site, Study
 from app.worker import WorkerHeartbeat
 
 __all__ = [
+    "ClinicAssessment",
+    "ClinicAssessmentVersion",
+    "LabResult",
+    "LabResultVersion",
     "MedicationLine",
     "MedicationLineVersion",
     "DiaryConflict",

@@ -219,6 +219,18 @@ class EfficacyThresholds(Strict):
     ocular_share: OcularShareRule = OcularShareRule()
 
 
+class QmgSettings(Strict):
+    """The [U] rows of the QMG threshold table (instruments.md 2.1, 12 item 2), per protocol.
+
+    Unset, a raw measurement that needs them is refused; the item's grade can still be given.
+    """
+
+    vital_capacity_percent: tuple[float, float, float] | None = Field(
+        default=None, description="Lower bounds (% predicted) of grades 0, 1, 2, descending."
+    )
+    leg_grade_1_min_seconds: Literal[30, 31] | None = None
+
+
 class RiskWindow(Strict):
     """Days after an administration when a fever is read as possible CRS with higher priority."""
 
@@ -294,6 +306,7 @@ class ProtocolDefinition(Strict):
     diary: DiaryPlan = DiaryPlan()
     baseline: BaselineRule = BaselineRule()
     efficacy: EfficacyThresholds = EfficacyThresholds()
+    qmg: QmgSettings = QmgSettings()
     safety: SafetySettings = SafetySettings()
     washouts: list[Washout] = Field(default_factory=list, max_length=50)
     eligibility: Eligibility = Eligibility()

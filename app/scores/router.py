@@ -1,0 +1,185 @@
+"""Portal routes for clinic data: instrument assessments and lab results."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from sqlmodel import Session
+
+from app.auth.deps import CurrentStaff
+from app.auth.principal import StaffPrincipal
+from app.core.db import SessionDep
+from app.core.errors import Forbidden
+from app.core.responses import errors
+from app.core.routing import StrictRoute
+from app.participants import service as participants_service
+from app.participants.deps import ValidParticipant
+from app.participants.models import Participant
+from app.scores import clinic
+from app.scores.schemas import (
+    Analyte,
+    AssessmentCorrection,
+    AssessmentCreate,
+    AssessmentOut,
+    Instrument,
+    LabCorrection,
+    LabCreate,
+    LabOut,
+)
+
+portal_router = APIRouter(route_class=StrictRoute, tags=["clinic data"])
+
+
+def _writer(staff: CurrentStaff, participant: ValidParticipant) -> Participant:
+    if not staff.can("clinical.write", participant.study_id, participant.site_id):
+        raise Forbidden("Only investigators of this participant's site record clinic data")
+    return participant
+
+
+Writable = Annotated[Participant, Depends(_writer)]
+
+
+def _owner(
+    session: Session, staff: StaffPrincipal, participant_id: uuid.UUID, permission: str
+) -> Participant:
+    return participants_service.get_for_staff(
+        session, principal=staff, participant_id=participant_id, permission=permission
+    )
+
+
+@portal_router.post(
+    "/participants/{participant_id}/assessments",
+    status_code=201,
+    response_model=AssessmentOut,
+    responses=errors(404),
+)
+def record_assessment(
+    session: SessionDep, staff: CurrentStaff, participant: Writable, body: AssessmentCreate
+) -> AssessmentOut:
+    """Record a clinic assessment (MG-ADL, QMG, MGC, MG-QoL15r, MG-QoL15) and score it.
+
+    QMG items may come as grades or as raw `measurements` (converted with the threshold table;
+    the protocol sets the uncertain rows). MGC items are response levels 0-3, scored with the
+    instrument's weights.
+    """
+    assessment, version = clinic.record_assessment(
+        session,
+        participant=participant,
+        instrument=body.instrument,
+        body=body,
+        actor=staff.actor(participant.study_id),
+    )
+    return clinic.assessment_out(assessment, version)
+
+
+@portal_router.get(
+    "/participants/{participant_id}/assessments",
+    response_model=list[AssessmentOut],
+    responses=errors(404),
+)
+def list_assessments(
+    session: SessionDep,
+    participant: ValidParticipant,
+    instrument: Annotated[Instrument | None, Query()] = None,
+) -> list[AssessmentOut]:
+    """A participant's clinic assessments (current versions), by assessment time."""
+    return clinic.current_assessments(session, participant_id=participant.id, instrument=instrument)
+
+
+@portal_router.post(
+    "/assessments/{assessment_id}/corrections",
+    status_code=201,
+    response_model=AssessmentOut,
+    responses=errors(404, 409),
+)
+def correct_assessment(
+    session: SessionDep, staff: CurrentStaff, assessment_id: uuid.UUID, body: AssessmentCorrection
+) -> AssessmentOut:
+    """Correct an assessment: a new, rescored version with a reason."""
+    assessment = clinic.get_assessment(session, assessment_id=assessment_id)
+    participant = _owner(session, staff, assessment.participant_id, "clinical.write")
+    version = clinic.correct_assessment(
+        session,
+        assessment=assessment,
+        participant=participant,
+        body=body,
+        reason=body.reason,
+        actor=staff.actor(participant.study_id),
+    )
+    return clinic.assessment_out(assessment, version)
+
+
+@portal_router.get(
+    "/assessments/{assessment_id}/versions",
+    response_model=list[AssessmentOut],
+    responses=errors(404),
+)
+def assessment_versions(
+    session: SessionDep, staff: CurrentStaff, assessment_id: uuid.UUID
+) -> list[AssessmentOut]:
+    """Every version of an assessment, oldest first."""
+    assessment = clinic.get_assessment(session, assessment_id=assessment_id)
+    _owner(session, staff, assessment.participant_id, "participant.read")
+    return clinic.assessment_history(session, assessment)
+
+
+@portal_router.post(
+    "/participants/{participant_id}/labs",
+    status_code=201,
+    response_model=LabOut,
+    responses=errors(404),
+)
+def record_lab(
+    session: SessionDep, staff: CurrentStaff, participant: Writable, body: LabCreate
+) -> LabOut:
+    """Record a lab result: antibody titres, B-cell counts and subsets, CAR-T cells, IgG."""
+    lab, version = clinic.record_lab(
+        session,
+        participant=participant,
+        analyte=body.analyte,
+        body=body,
+        actor=staff.actor(participant.study_id),
+    )
+    return clinic.lab_out(lab, version)
+
+
+@portal_router.get(
+    "/participants/{participant_id}/labs", response_model=list[LabOut], responses=errors(404)
+)
+def list_labs(
+    session: SessionDep,
+    participant: ValidParticipant,
+    analyte: Annotated[Analyte | None, Query()] = None,
+) -> list[LabOut]:
+    """A participant's lab results (current versions), by collection time."""
+    return clinic.current_labs(session, participant_id=participant.id, analyte=analyte)
+
+
+@portal_router.post(
+    "/labs/{lab_id}/corrections", status_code=201, response_model=LabOut, responses=errors(404, 409)
+)
+def correct_lab(
+    session: SessionDep, staff: CurrentStaff, lab_id: uuid.UUID, body: LabCorrection
+) -> LabOut:
+    """Correct a lab result: a new version with a reason."""
+    lab = clinic.get_lab(session, lab_id=lab_id)
+    participant = _owner(session, staff, lab.participant_id, "clinical.write")
+    version = clinic.correct_lab(
+        session,
+        lab=lab,
+        participant=participant,
+        body=body,
+        reason=body.reason,
+        actor=staff.actor(participant.study_id),
+    )
+    return clinic.lab_out(lab, version)
+
+
+@portal_router.get("/labs/{lab_id}/versions", response_model=list[LabOut], responses=errors(404))
+def lab_versions(session: SessionDep, staff: CurrentStaff, lab_id: uuid.UUID) -> list[LabOut]:
+    """Every version of a lab result, oldest first."""
+    lab = clinic.get_lab(session, lab_id=lab_id)
+    _owner(session, staff, lab.participant_id, "participant.read")
+    return clinic.lab_history(session, lab)
