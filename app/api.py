@@ -46,6 +46,7 @@ def build_router() -> APIRouter:
     app_api.include_router(participants_router.app_router)
     app_api.include_router(diary_router.app_router)
     app_api.include_router(medications_router.app_router)
+    app_api.include_router(scores_router.app_router)
     root.include_router(app_api)
 
     portal_api = APIRouter(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from sqlmodel import Session
 
 from app.auth.deps import CurrentStaff
@@ -15,9 +15,9 @@ from app.core.errors import Forbidden
 from app.core.responses import errors
 from app.core.routing import StrictRoute
 from app.participants import service as participants_service
-from app.participants.deps import ValidParticipant
+from app.participants.deps import CurrentParticipant, ValidParticipant
 from app.participants.models import Participant
-from app.scores import clinic
+from app.scores import clinic, trend_service
 from app.scores.schemas import (
     Analyte,
     AssessmentCorrection,
@@ -27,9 +27,15 @@ from app.scores.schemas import (
     LabCorrection,
     LabCreate,
     LabOut,
+    TrendOut,
 )
+from app.scores.trend_service import TrendInstrument
 
 portal_router = APIRouter(route_class=StrictRoute, tags=["clinic data"])
+app_router = APIRouter(route_class=StrictRoute, tags=["trends"])
+SVG: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/svg+xml": {}}, "description": "The trend as an SVG picture"}
+}
 
 
 def _writer(staff: CurrentStaff, participant: ValidParticipant) -> Participant:
@@ -183,3 +189,40 @@ def lab_versions(session: SessionDep, staff: CurrentStaff, lab_id: uuid.UUID) ->
     lab = clinic.get_lab(session, lab_id=lab_id)
     _owner(session, staff, lab.participant_id, "participant.read")
     return clinic.lab_history(session, lab)
+
+
+# --- trends -------------------------------------------------------------------------------
+
+
+@portal_router.get(
+    "/participants/{participant_id}/trends/{instrument}.svg",
+    response_class=Response,
+    responses={**SVG, **errors(404)},
+)
+def participant_trend_svg(
+    session: SessionDep, participant: ValidParticipant, instrument: TrendInstrument
+) -> Response:
+    """The trend as a picture: series, baseline, improvement band and day 0."""
+    document = trend_service.participant_trend(
+        session, participant=participant, instrument=instrument
+    )
+    return Response(trend_service.trend_svg(document), media_type="image/svg+xml")
+
+
+@portal_router.get(
+    "/participants/{participant_id}/trends/{instrument}",
+    response_model=TrendOut,
+    responses=errors(404),
+)
+def participant_trend(
+    session: SessionDep, participant: ValidParticipant, instrument: TrendInstrument
+) -> dict[str, Any]:
+    """A participant's series with baseline, change and events (improvement, sustained response,
+    MSE, worsening) per the protocol's rules; diary and clinic values together for MG-ADL."""
+    return trend_service.participant_trend(session, participant=participant, instrument=instrument)
+
+
+@app_router.get("/trends/mg_adl", response_model=TrendOut)
+def own_mg_adl_trend(session: SessionDep, participant: CurrentParticipant) -> dict[str, Any]:
+    """The participant's own MG-ADL trend (diary and clinic values) against their baseline."""
+    return trend_service.participant_trend(session, participant=participant, instrument="mg_adl")

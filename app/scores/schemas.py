@@ -123,3 +123,27 @@ class LabOut(ResponseModel):
     reason: str | None
     recorded_by: str
     recorded_at: datetime
+
+
+class TrendPointOut(ResponseModel):
+    model_config = {"extra": "allow"}
+
+    date: date
+    value: float | None
+    change_from_baseline: float | None
+    source: str
+
+
+class TrendOut(ResponseModel):
+    """TREND (api-contract.md); `change_from_baseline` = value - baseline (negative is better)."""
+
+    model_config = {"extra": "allow"}
+
+    instrument: str
+    baseline_value: float | None
+    baseline_date: date | None
+    points: list[TrendPointOut]
+    first_improvement_date: date | None
+    sustained_response_start_date: date | None
+    first_mse_date: date | None
+    worsening_dates: list[date]
