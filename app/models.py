@@ -14,7 +14,12 @@ from app.diary.models import (
     SymptomReport,
     VitalSign,
 )
-from app.medications.models import MedicationLine, MedicationLineVersion
+from app.medications.models import (
+    MedicationLine,
+    MedicationLineVersion,
+    StudyDrugAdministration,
+    StudyDrugAdministrationVersion,
+)
 from app.participants.models import Participant
 from app.scores.models import (
     ClinicAssessment,
@@ -26,6 +31,8 @@ from app.studies.models import ProtocolVersion, Site, Study
 from app.worker import WorkerHeartbeat
 
 __all__ = [
+    "StudyDrugAdministration",
+    "StudyDrugAdministrationVersion",
     "ClinicAssessment",
     "ClinicAssessmentVersion",
     "LabResult",

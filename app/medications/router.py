@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
@@ -14,13 +14,17 @@ from app.core.db import SessionDep
 from app.core.errors import Forbidden, Unprocessable
 from app.core.responses import errors
 from app.core.routing import StrictRoute
-from app.medications import service
+from app.medications import administrations, service
 from app.medications.schemas import (
+    AdministrationCorrection,
+    AdministrationCreate,
+    AdministrationOut,
     CorticosteroidDoses,
     MedicationChange,
     MedicationCreate,
     MedicationLineOut,
 )
+from app.participants import service as participants_service
 from app.participants.deps import CurrentParticipant, ValidParticipant
 from app.participants.models import Participant
 
@@ -202,3 +206,89 @@ def participant_corticosteroid_doses(
     return service.corticosteroid_doses(
         session, participant_id=participant.id, date_from=from_, date_to=to
     )
+
+
+# --- study-drug administrations -----------------------------------------------------------
+
+
+@portal_router.post(
+    "/participants/{participant_id}/administrations",
+    status_code=201,
+    response_model=AdministrationOut,
+    responses=errors(404),
+)
+def record_administration(
+    session: SessionDep, staff: CurrentStaff, participant: Writable, body: AdministrationCreate
+) -> AdministrationOut:
+    """Record a study-drug dose or infusion (product, dose, unit, start, end, cycle).
+
+    When the protocol's day 0 is the first administration and the participant has none yet,
+    the first one recorded sets it (audited).
+    """
+    administration, version = administrations.record(
+        session, participant=participant, body=body, actor=staff.actor(participant.study_id)
+    )
+    return administrations.to_out(administration, version)
+
+
+@portal_router.get(
+    "/participants/{participant_id}/administrations",
+    response_model=list[AdministrationOut],
+    responses=errors(404),
+)
+def list_administrations(
+    session: SessionDep, participant: ValidParticipant
+) -> list[AdministrationOut]:
+    """A participant's study-drug administrations (current versions), oldest first."""
+    return administrations.current(session, participant_id=participant.id)
+
+
+def _owned(
+    session: SessionDep, staff: CurrentStaff, administration_id: uuid.UUID, permission: str
+) -> tuple[Any, Participant]:
+    administration = administrations.get(session, administration_id=administration_id)
+    participant = participants_service.get_for_staff(
+        session,
+        principal=staff,
+        participant_id=administration.participant_id,
+        permission=permission,
+    )
+    return administration, participant
+
+
+@portal_router.post(
+    "/administrations/{administration_id}/corrections",
+    status_code=201,
+    response_model=AdministrationOut,
+    responses=errors(404, 409),
+)
+def correct_administration(
+    session: SessionDep,
+    staff: CurrentStaff,
+    administration_id: uuid.UUID,
+    body: AdministrationCorrection,
+) -> AdministrationOut:
+    """Correct an administration: a new version with a reason (day 0 is not moved by it)."""
+    administration, participant = _owned(session, staff, administration_id, "clinical.write")
+    version = administrations.correct(
+        session,
+        administration=administration,
+        participant=participant,
+        body=body,
+        reason=body.reason,
+        actor=staff.actor(participant.study_id),
+    )
+    return administrations.to_out(administration, version)
+
+
+@portal_router.get(
+    "/administrations/{administration_id}/versions",
+    response_model=list[AdministrationOut],
+    responses=errors(404),
+)
+def administration_versions(
+    session: SessionDep, staff: CurrentStaff, administration_id: uuid.UUID
+) -> list[AdministrationOut]:
+    """Every version of an administration, oldest first."""
+    administration, _ = _owned(session, staff, administration_id, "participant.read")
+    return administrations.history(session, administration)

@@ -4,7 +4,7 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, Strict, model_validator
+from pydantic import AwareDatetime, Field, Strict, StrictInt, model_validator
 
 from app.core.schemas import Reason, RequestModel, ResponseModel
 from app.diary.schemas import Number, Text120
@@ -99,3 +99,46 @@ class CorticosteroidDoses(ResponseModel):
         "frequencies or non-mg units): not counted."
     )
     conversion: str
+
+
+class AdministrationFields(RequestModel):
+    product: Text120
+    dose: Annotated[Number, Field(gt=0, le=1_000_000_000)]
+    unit: Unit
+    started_at: AwareDatetime
+    ended_at: AwareDatetime | None = None
+    cycle: Annotated[StrictInt, Field(ge=1, le=100)] | None = None
+    dose_level: Annotated[str, Strict(), Field(min_length=1, max_length=40)] | None = None
+
+    @model_validator(mode="after")
+    def _times(self) -> AdministrationFields:
+        if self.unit not in UNITS:
+            raise ValueError(f"unit {self.unit!r} is not one of {', '.join(UNITS)}")
+        if self.ended_at is not None and self.ended_at < self.started_at:
+            raise ValueError("ended_at must not be before started_at")
+        return self
+
+
+class AdministrationCreate(AdministrationFields):
+    pass
+
+
+class AdministrationCorrection(AdministrationFields):
+    reason: Reason
+
+
+class AdministrationOut(ResponseModel):
+    id: uuid.UUID
+    participant_id: uuid.UUID
+    version: int
+    product: str
+    dose: float
+    unit: str
+    started_at: datetime
+    ended_at: datetime | None
+    start_date: date = Field(description="Participant-local date the administration started.")
+    cycle: int | None
+    dose_level: str | None
+    reason: str | None
+    recorded_by: str
+    recorded_at: datetime
