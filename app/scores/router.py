@@ -17,7 +17,7 @@ from app.core.routing import StrictRoute
 from app.participants import service as participants_service
 from app.participants.deps import CurrentParticipant, ValidParticipant
 from app.participants.models import Participant
-from app.scores import clinic, trend_service
+from app.scores import clinic, outcomes, trend_service
 from app.scores.schemas import (
     Analyte,
     AssessmentCorrection,
@@ -30,6 +30,7 @@ from app.scores.schemas import (
     TrendOut,
 )
 from app.scores.trend_service import TrendInstrument
+from app.studies import service as studies_service
 
 portal_router = APIRouter(route_class=StrictRoute, tags=["clinic data"])
 app_router = APIRouter(route_class=StrictRoute, tags=["trends"])
@@ -226,3 +227,45 @@ def participant_trend(
 def own_mg_adl_trend(session: SessionDep, participant: CurrentParticipant) -> dict[str, Any]:
     """The participant's own MG-ADL trend (diary and clinic values) against their baseline."""
     return trend_service.participant_trend(session, participant=participant, instrument="mg_adl")
+
+
+# --- study outcomes -----------------------------------------------------------------------
+
+CSV: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}}, "description": "The outcome table as CSV"}
+}
+
+
+def _outcomes(session: Session, staff: StaffPrincipal, study_id: uuid.UUID) -> dict[str, Any]:
+    study = studies_service.get_study_for(
+        session, principal=staff, study_id=study_id, permission="participant.read"
+    )
+    protocol = studies_service.protocol_definition(
+        studies_service.current_protocol(session, study=study)
+    )
+    return outcomes.study_outcomes(session, study=study, protocol=protocol, principal=staff)
+
+
+@portal_router.get(
+    "/studies/{study_id}/outcomes.csv", response_class=Response, responses={**CSV, **errors(404)}
+)
+def study_outcomes_csv(session: SessionDep, staff: CurrentStaff, study_id: uuid.UUID) -> Response:
+    """The per-instrument, per-visit outcome table as CSV."""
+    document = _outcomes(session, staff, study_id)
+    return Response(
+        outcomes.outcomes_csv(document),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="outcomes-{study_id}.csv"'},
+    )
+
+
+@portal_router.get("/studies/{study_id}/outcomes", responses=errors(404))
+def study_outcomes(session: SessionDep, staff: CurrentStaff, study_id: uuid.UUID) -> dict[str, Any]:
+    """The registered outcome measures across the caller's participants in the study.
+
+    Per instrument and scheduled visit: n, mean and median change from baseline with SD and
+    95 % CI, and responders per the protocol's deltas; Kaplan-Meier estimates of the time to
+    MSE and to the first clinically meaningful MG-ADL improvement (censored at last contact or
+    withdrawal); the proportion without confirmed MG-ADL worsening.
+    """
+    return _outcomes(session, staff, study_id)

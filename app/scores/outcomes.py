@@ -1,0 +1,286 @@
+"""Study outcomes: the registered outcome measures across a study's participants.
+
+Each instrument's series for the whole study is read with one column query; per participant the
+pure trend rules (``app.scores.trends``) give the baseline, the change at each scheduled visit
+(the nearest value inside the visit window) and the events; ``app.scores.stats`` summarises.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, col, select
+
+from app.auth import scoping
+from app.auth.principal import StaffPrincipal
+from app.core.models import utcnow
+from app.diary.models import DiaryEntry, DiaryEntryVersion, MgAdlResponse
+from app.participants.models import Participant
+from app.scores import stats, trends
+from app.scores.models import ClinicAssessment, ClinicAssessmentVersion
+from app.studies.models import Study
+from app.studies.protocol import ProtocolDefinition
+
+INSTRUMENTS = ("mg_adl", "qmg", "mgc", "mg_qol15r", "mg_qol15")
+DELTA_FIELD = {
+    "mg_adl": "mg_adl_improvement_delta",
+    "qmg": "qmg_improvement_delta",
+    "mgc": "mgc_improvement_delta",
+}
+
+
+def _series(
+    session: Session, participant_ids: list[uuid.UUID]
+) -> dict[tuple[uuid.UUID, str], list[trends.Point]]:
+    series: dict[tuple[uuid.UUID, str], list[trends.Point]] = defaultdict(list)
+    if not participant_ids:
+        return series
+    diary_rows = session.exec(
+        select(col(DiaryEntry.participant_id), col(DiaryEntry.diary_date), col(MgAdlResponse.total))
+        .join(DiaryEntryVersion, col(DiaryEntryVersion.entry_id) == DiaryEntry.id)
+        .join(MgAdlResponse, col(MgAdlResponse.version_id) == DiaryEntryVersion.id)
+        .where(
+            col(DiaryEntry.participant_id).in_(participant_ids),
+            DiaryEntry.kind == "mg_adl",
+            col(DiaryEntryVersion.version) == col(DiaryEntry.current_version),
+        )
+        .order_by(col(DiaryEntry.diary_date), col(DiaryEntry.recorded_at))
+    ).all()
+    for pid, day, total in diary_rows:
+        series[(pid, "mg_adl")].append(trends.Point(date=day, value=float(total), source="diary"))
+    clinic_rows = session.exec(
+        select(
+            col(ClinicAssessment.participant_id),
+            col(ClinicAssessment.instrument),
+            col(ClinicAssessmentVersion.assessed_date),
+            col(ClinicAssessmentVersion.total),
+        )
+        .join(
+            ClinicAssessmentVersion,
+            col(ClinicAssessmentVersion.assessment_id) == ClinicAssessment.id,
+        )
+        .where(
+            col(ClinicAssessment.participant_id).in_(participant_ids),
+            col(ClinicAssessmentVersion.version) == col(ClinicAssessment.current_version),
+        )
+        .order_by(col(ClinicAssessmentVersion.assessed_at))
+    ).all()
+    for pid, instrument, day, total in clinic_rows:
+        series[(pid, instrument)].append(
+            trends.Point(date=day, value=float(total), source="clinic")
+        )
+    return series
+
+
+@dataclass(frozen=True)
+class ParticipantOutcome:
+    participant_id: uuid.UUID
+    trend: trends.Trend
+    visit_values: list[trends.VisitValue]
+    censor_day: int | None
+
+
+def _censor_day(participant: Participant, trend: trends.Trend, today: dt.date) -> int | None:
+    """Last contact: the last value after day 0, or withdrawal, whichever is earlier."""
+    day0 = participant.day0_date
+    if day0 is None:
+        return None
+    last = max((p.date for p in trend.points if p.date > day0), default=day0)
+    if participant.withdrawn_at is not None:
+        withdrawn = participant.withdrawn_at.astimezone(ZoneInfo(participant.time_zone)).date()
+        last = min(last, withdrawn)
+    return (min(last, today) - day0).days
+
+
+def _visit_targets(protocol: ProtocolDefinition, day0: dt.date) -> list[trends.VisitTarget]:
+    window = protocol.visits.window
+    return [
+        (
+            str(offset),
+            day0 + dt.timedelta(days=offset),
+            day0 + dt.timedelta(days=offset - window.before_days),
+            day0 + dt.timedelta(days=offset + window.after_days),
+        )
+        for offset in protocol.visits.visit_days()
+    ]
+
+
+def study_outcomes(
+    session: Session, *, study: Study, protocol: ProtocolDefinition, principal: StaffPrincipal
+) -> dict[str, Any]:
+    participants = list(
+        session.exec(
+            select(Participant).where(
+                Participant.study_id == study.id,
+                scoping.site_filter(principal, Participant.study_id, Participant.site_id),
+            )
+        ).all()
+    )
+    with_day0 = [p for p in participants if p.day0_date is not None]
+    series = _series(session, [p.id for p in with_day0])
+    today = utcnow().date()
+    instruments: dict[str, Any] = {}
+    per_instrument: dict[str, list[ParticipantOutcome]] = {}
+    for instrument in INSTRUMENTS:
+        settings = trends.settings_for(instrument, protocol.efficacy, protocol.baseline)
+        outcomes = []
+        for p in with_day0:
+            assert p.day0_date is not None
+            points = series.get((p.id, instrument), [])
+            trend = trends.compute_trend(
+                instrument, points, p.day0_date, settings, rolling_mean_days=None
+            )
+            visits = trends.visit_values(
+                points, _visit_targets(protocol, p.day0_date), baseline_value=trend.baseline_value
+            )
+            outcomes.append(ParticipantOutcome(p.id, trend, visits, _censor_day(p, trend, today)))
+        per_instrument[instrument] = outcomes
+        instruments[instrument] = _instrument_table(instrument, outcomes, protocol)
+    mg_adl = per_instrument["mg_adl"]
+    return {
+        "study_id": str(study.id),
+        "participants": len(participants),
+        "participants_with_day0": len(with_day0),
+        "generated_at": utcnow().isoformat(),
+        "instruments": instruments,
+        "time_to_mse": _km(
+            [
+                (o.trend.first_mse_day, o.censor_day)
+                for o in mg_adl
+                if o.trend.baseline_value is not None
+            ]
+        ),
+        "time_to_first_mg_adl_improvement": _km(
+            [
+                (o.trend.first_improvement_day, o.censor_day)
+                for o in mg_adl
+                if o.trend.baseline_value is not None
+            ]
+        ),
+        "without_worsening": _proportion(
+            [not o.trend.worsening_dates for o in mg_adl if o.trend.baseline_value is not None]
+        ),
+        "notes": [
+            "Change = value - baseline (negative is better); 95 % CI of the mean uses Student's "
+            "t; responders fall at least the protocol's delta below baseline.",
+            "Kaplan-Meier times are days from day 0, censored at the last value or withdrawal.",
+            "Adverse-event counts are added by the safety module.",
+        ],
+    }
+
+
+def _proportion(flags: Sequence[bool]) -> dict[str, Any]:
+    n = len(flags)
+    yes = sum(flags)
+    return {"n": n, "count": yes, "proportion": round(yes / n, 4) if n else None}
+
+
+def _km(observations: list[tuple[int | None, int | None]]) -> dict[str, Any]:
+    data: list[tuple[float, bool]] = []
+    for event, censor in observations:
+        if event is not None:
+            data.append((float(event), True))
+        elif censor is not None:
+            data.append((float(censor), False))
+    estimate = stats.kaplan_meier(data)
+    return {
+        "n": estimate.n,
+        "events": estimate.events,
+        "median_days": estimate.median,
+        "curve": [
+            {
+                "day": s.time,
+                "at_risk": s.at_risk,
+                "events": s.events,
+                "censored": s.censored,
+                "survival": round(s.survival, 4),
+                "cumulative_incidence": round(1 - s.survival, 4),
+            }
+            for s in estimate.steps
+        ],
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _instrument_table(
+    instrument: str, outcomes: list[ParticipantOutcome], protocol: ProtocolDefinition
+) -> dict[str, Any]:
+    field = DELTA_FIELD.get(instrument)
+    delta = getattr(protocol.efficacy, field) if field else None
+    rows = []
+    for index, offset in enumerate(protocol.visits.visit_days()):
+        changes = [o.visit_values[index].change_from_baseline for o in outcomes]
+        present = [c for c in changes if c is not None]
+        percents = [
+            o.visit_values[index].percent_change
+            for o in outcomes
+            if o.visit_values[index].percent_change is not None
+        ]
+        summary = stats.summarize(present)
+        responders = sum(1 for c in present if delta is not None and c <= -delta)
+        rows.append(
+            {
+                "visit_day": offset,
+                "week": offset // 7 if offset % 7 == 0 else round(offset / 7, 2),
+                "n": summary.n,
+                "mean_change": _round(summary.mean),
+                "sd": _round(summary.sd),
+                "median_change": _round(summary.median),
+                "ci95_low": _round(summary.ci95_low),
+                "ci95_high": _round(summary.ci95_high),
+                "mean_percent_change": _round(
+                    stats.summarize([p for p in percents if p is not None]).mean
+                ),
+                "responders": responders if delta is not None else None,
+                "responder_proportion": round(responders / summary.n, 4)
+                if delta is not None and summary.n
+                else None,
+            }
+        )
+    return {
+        "instrument": instrument,
+        "improvement_delta": delta,
+        "participants_with_baseline": sum(
+            1 for o in outcomes if o.trend.baseline_value is not None
+        ),
+        "time_points": rows,
+    }
+
+
+CSV_COLUMNS = (
+    "instrument",
+    "visit_day",
+    "week",
+    "n",
+    "mean_change",
+    "sd",
+    "median_change",
+    "ci95_low",
+    "ci95_high",
+    "mean_percent_change",
+    "responders",
+    "responder_proportion",
+)
+
+
+def outcomes_csv(document: dict[str, Any]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for instrument, table in document["instruments"].items():
+        for row in table["time_points"]:
+            writer.writerow(
+                [instrument, *("" if row[c] is None else row[c] for c in CSV_COLUMNS[1:])]
+            )
+    return out.getvalue()
