@@ -9,7 +9,7 @@ PORT ?= 8000
 MGDIARY_TEST_DATABASE_URL ?=
 export MGDIARY_TEST_DATABASE_URL
 
-.PHONY: install run test check lint typecheck openapi openapi-check migrations-check audit-deps demo clean
+.PHONY: install run test check lint typecheck openapi openapi-check migrations-check audit-deps demo clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,3 +60,16 @@ clean:
 ## Known vulnerabilities in the installed dependencies (checklist A9).
 audit-deps: $(STAMP)
 	$(BIN)/pip-audit --progress-spinner off --skip-editable
+
+## The benchmark (not part of the tests): the app against a minimal baseline on PostgreSQL
+## (127.0.0.1:5432, user postgres) and the SQLite default under load; see docs/performance.md.
+## Extra options: make bench BENCH_ARGS="--quick" (one round), "--scenarios entry,sqlite", ...
+BENCH_STAMP := $(VENV)/.bench-installed
+BENCH_ARGS ?=
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)

@@ -197,12 +197,17 @@ class SetupError(RuntimeError):
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _proc_cpu(pid: int) -> float:
+def _proc_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process, all its threads included."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
+        return 0.0, 0.0
+    return int(fields[11]) / _TICK, int(fields[12]) / _TICK
+
+
+def _proc_cpu(pid: int) -> float:
+    return sum(_proc_times(pid))
 
 
 def _postgres_cpu() -> dict[int, float]:
@@ -225,14 +230,14 @@ def _machine_cpu() -> tuple[float, float]:
 
 @dataclass
 class CpuSnapshot:
-    server: float
+    server: tuple[float, float]
     postgres: dict[int, float]
     machine: tuple[float, float]
     wall: float
 
     @classmethod
     def take(cls, server_pid: int) -> CpuSnapshot:
-        return cls(_proc_cpu(server_pid), _postgres_cpu(), _machine_cpu(), time.monotonic())
+        return cls(_proc_times(server_pid), _postgres_cpu(), _machine_cpu(), time.monotonic())
 
     def since(self, before: CpuSnapshot) -> dict[str, float]:
         wall = self.wall - before.wall
@@ -240,7 +245,8 @@ class CpuSnapshot:
         total = self.machine[0] - before.machine[0]
         idle = self.machine[1] - before.machine[1]
         return {
-            "server_cpu_pct": 100 * (self.server - before.server) / wall,
+            "server_cpu_pct": 100 * (sum(self.server) - sum(before.server)) / wall,
+            "server_sys_cpu_pct": 100 * (self.server[1] - before.server[1]) / wall,
             "postgres_cpu_pct": 100 * pg / wall,
             "machine_busy_pct": 100 * (total - idle) / total if total else 0.0,
         }
@@ -345,8 +351,13 @@ def drive(
             cwd=ROOT,
             stdout=subprocess.PIPE,
         )
-        out, _ = proc.communicate(timeout=duration + opts.timeout + 60)
-        _forget(proc)
+        try:
+            out, _ = proc.communicate(timeout=duration + opts.timeout + 60)
+        except subprocess.TimeoutExpired as exc:
+            raise SetupError("the load generator did not finish in time") from exc
+        finally:
+            _stop_process(proc)
+            _forget(proc)
         after = CpuSnapshot.take(target.server.pid)
     finally:
         os.unlink(spec_path)
@@ -398,7 +409,8 @@ def _fmt_run(kind: str, label: str, r: dict[str, Any]) -> str:
         f"  {label:<10} {kind:<8} {r['req_per_s']:8.1f} req/s {r['items_per_s']:10.0f} rows/s "
         f"p50 {lat['p50']:7.1f} p95 {lat['p95']:7.1f} p99 {lat['p99']:7.1f} ms  "
         f"ok {r['ok']:6d} err {r['requests'] - r['ok']:d}  "
-        f"cpu srv {r['server_cpu_pct']:3.0f}% pg {r['postgres_cpu_pct']:3.0f}% "
+        f"cpu srv {r['server_cpu_pct']:3.0f}% (sys {r['server_sys_cpu_pct']:2.0f}%) "
+        f"pg {r['postgres_cpu_pct']:3.0f}% "
         f"drv {r['driver_cpu_pct']:3.0f}%  check {r['check']}"
     )
 
@@ -490,6 +502,7 @@ def _medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "p99_ms": med_lat("p99"),
         "max_ms": max(r["latency_ms"]["max"] for r in runs),
         "server_cpu_pct": med("server_cpu_pct"),
+        "server_sys_cpu_pct": med("server_sys_cpu_pct"),
         "postgres_cpu_pct": med("postgres_cpu_pct"),
         "driver_cpu_pct": med("driver_cpu_pct"),
         "requests_ok": sum(r["ok"] for r in runs),
@@ -531,7 +544,7 @@ def drive_and_print(
 # --- profiling ----------------------------------------------------------------------------
 
 
-def profile_app(target: Target, scenario: str, opts: Options, failures: list[str]) -> Path | None:
+def profile_app(target: Target, scenario: str, opts: Options) -> Path | None:
     """One extra, unmeasured run of the app under ``py-spy record`` (GIL holder only)."""
     py_spy = VENV_BIN / "py-spy"
     if not py_spy.exists():
@@ -547,6 +560,8 @@ def profile_app(target: Target, scenario: str, opts: Options, failures: list[str
             "--rate",
             "250",
             "--gil",
+            "--nonblocking",
+            "--full-filenames",
             "--format",
             "raw",
             "--duration",
@@ -567,7 +582,8 @@ def profile_app(target: Target, scenario: str, opts: Options, failures: list[str
     )
     print(_fmt_run(target.kind, "profiled", result), flush=True)
     for p in result["problems"]:
-        failures.append(f"{scenario}/profile: {p}")
+        # Not counted as a failure: the profiler slows the server down.
+        print(f"    (under the profiler) {p.splitlines()[0]}", flush=True)
     try:
         spy.wait(opts.duration + 30)
     except subprocess.TimeoutExpired:
@@ -578,14 +594,36 @@ def profile_app(target: Target, scenario: str, opts: Options, failures: list[str
         return None
     from bench.profile_summary import summarize
 
-    print(summarize(out, top=15), flush=True)
+    try:
+        print(summarize(out, top=15), flush=True)
+    except (ValueError, IndexError) as exc:
+        print(f"  (could not summarise {out}: {exc})", flush=True)
     return out
 
 
 # --- report -------------------------------------------------------------------------------
 
 
-def machine_info(pg: str) -> dict[str, Any]:
+def _git_revision() -> str | None:
+    """The commit measured, with ``+dirty`` when app/ or bench/ differ from it (read-only)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "app", "bench", "migrations"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+    except OSError:
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def machine_info(pg: str, *, need_pg: bool) -> dict[str, Any]:
     cpu_model = ""
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -595,14 +633,25 @@ def machine_info(pg: str) -> dict[str, Any]:
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemTotal:"):
             mem_kb = int(line.split()[1])
-    with psycopg.connect(f"{pg}/postgres") as conn:
-        row = conn.execute("SELECT version()").fetchone()
-        settings = dict(
-            conn.execute(
-                "SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name IN "
-                "('shared_buffers', 'synchronous_commit', 'fsync', 'max_connections')"
-            ).fetchall()
-        )
+    row: Any = None
+    settings: dict[str, Any] = {}
+    try:
+        conn = psycopg.connect(f"{pg}/postgres", connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        if need_pg:
+            raise SetupError(
+                f"PostgreSQL is not reachable at {pg} ({exc}); start it, or pass --pg, "
+                "or run only --scenarios sqlite"
+            ) from exc
+    else:
+        with conn:
+            row = conn.execute("SELECT version()").fetchone()
+            settings = dict(
+                conn.execute(
+                    "SELECT name, current_setting(name) FROM pg_settings WHERE name IN "
+                    "('shared_buffers', 'synchronous_commit', 'fsync', 'max_connections')"
+                ).fetchall()
+            )
     packages = {}
     for name in (
         "fastapi",
@@ -622,6 +671,7 @@ def machine_info(pg: str) -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             packages[name] = None
     return {
+        "git": _git_revision(),
         "nproc": os.cpu_count(),
         "cpu_model": cpu_model,
         "memory_gib": round(mem_kb / 1024 / 1024, 1),
@@ -767,6 +817,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="extra setting for the app server (repeatable), e.g. MGDIARY_DATABASE_POOL_SIZE=5",
     )
     p.add_argument(
+        "--app-factory",
+        default="app.main:create_app",
+        help="the app factory uvicorn serves (default app.main:create_app); another one "
+        "(on PYTHONPATH) lets you try a variant without editing app/",
+    )
+    p.add_argument(
         "--profile",
         action="store_true",
         help="after the measured rounds, one py-spy profile of the app per scenario",
@@ -841,14 +897,22 @@ def main(argv: list[str] | None = None) -> int:
             "participants": args.participants,
             "scenarios": args.scenarios,
             "app_env": args.app_env,
+            "app_factory": args.app_factory,
         },
-        "machine": machine_info(args.pg),
+        "machine": {},
         "scenarios": {},
     }
+    try:
+        results["machine"] = machine_info(
+            args.pg, need_pg=any(s in PG_SCENARIOS for s in args.scenarios)
+        )
+    except SetupError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
     m = results["machine"]
     print(
         f"machine: {m['nproc']} x {m['cpu_model']}, {m['memory_gib']} GiB; {m['postgresql']}; "
-        f"Python {m['python']}",
+        f"Python {m['python']}; commit {m['git']}",
         flush=True,
     )
     opts = Options(
@@ -878,7 +942,7 @@ def main(argv: list[str] | None = None) -> int:
             counters += [app_counter, base_counter]
             app = Target(
                 "app",
-                Server("app", "app.main:create_app", app_env(app_url, args.app_env)),
+                Server("app", args.app_factory, app_env(app_url, args.app_env)),
                 app_counter,
                 "diary_entry",
                 "step_interval",
@@ -902,7 +966,7 @@ def main(argv: list[str] | None = None) -> int:
                 if args.profile:
                     for scenario in pg_scenarios:
                         print(f"\n== profile of the app: {SCENARIO_TITLES[scenario]}", flush=True)
-                        path = profile_app(app, scenario, opts, failures)
+                        path = profile_app(app, scenario, opts)
                         results["scenarios"][scenario]["profile"] = str(path) if path else None
             finally:
                 app.server.stop()
@@ -917,7 +981,7 @@ def main(argv: list[str] | None = None) -> int:
             counter = RowCounter(sqlite_path=path)
             target = Target(
                 "sqlite",
-                Server("app-sqlite", "app.main:create_app", app_env(url, args.app_env)),
+                Server("app-sqlite", args.app_factory, app_env(url, args.app_env)),
                 counter,
                 "diary_entry",
                 "step_interval",
@@ -927,7 +991,7 @@ def main(argv: list[str] | None = None) -> int:
                 results["scenarios"]["sqlite"] = run_sqlite(target, opts, failures)
                 if args.profile:
                     print(f"\n== profile of the app: {SCENARIO_TITLES['sqlite']}", flush=True)
-                    p = profile_app(target, "sqlite", opts, failures)
+                    p = profile_app(target, "sqlite", opts)
                     results["scenarios"]["sqlite"]["profile"] = str(p) if p else None
             finally:
                 target.server.stop()
