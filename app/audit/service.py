@@ -56,6 +56,34 @@ def diff(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[st
     return changes
 
 
+def build(
+    *,
+    actor: Actor,
+    action: str,
+    entity_type: str,
+    entity_id: uuid.UUID | str,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    reason: str | None = None,
+    study_id: uuid.UUID | None = None,
+    participant_id: uuid.UUID | None = None,
+) -> AuditEvent:
+    """An audit event, not yet added to a session (for bulk inserts in the same transaction)."""
+    return AuditEvent(
+        actor_type=actor.type,
+        actor_id=actor.id,
+        actor_role=actor.role,
+        action=action,
+        entity_type=entity_type,
+        entity_id=str(entity_id),
+        study_id=study_id,
+        participant_id=participant_id,
+        changes=diff(before, after),
+        reason=reason,
+        request_id=current_request_id(),
+    )
+
+
 def record(
     session: Session,
     *,
@@ -69,18 +97,17 @@ def record(
     study_id: uuid.UUID | None = None,
     participant_id: uuid.UUID | None = None,
 ) -> AuditEvent:
-    event = AuditEvent(
-        actor_type=actor.type,
-        actor_id=actor.id,
-        actor_role=actor.role,
+    """Write an audit event in the caller's transaction."""
+    event = build(
+        actor=actor,
         action=action,
         entity_type=entity_type,
-        entity_id=str(entity_id),
+        entity_id=entity_id,
+        before=before,
+        after=after,
+        reason=reason,
         study_id=study_id,
         participant_id=participant_id,
-        changes=diff(before, after),
-        reason=reason,
-        request_id=current_request_id(),
     )
     session.add(event)
     session.flush()

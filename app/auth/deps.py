@@ -62,7 +62,7 @@ def get_current_staff(
     return StaffPrincipal(staff_user_id=user.id, subject=subject, memberships=memberships)
 
 
-def get_participant_principal(
+async def get_participant_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ParticipantPrincipal:
@@ -78,6 +78,7 @@ def get_participant_principal(
         family_id = uuid.UUID(str(family)) if family is not None else None
     except ValueError as exc:
         raise Unauthorized("The token's session id is malformed") from exc
+    # async: verifying an HS256 token is microseconds of CPU, cheaper than a thread-pool hop.
     return ParticipantPrincipal(participant_id=participant_id, family_id=family_id)
 
 

@@ -143,7 +143,9 @@ def create_entry(
         replay = _replay(session, participant, idempotency_key, request_hash)
         if replay is not None:
             return replay
-    result = _ingestor(session, participant).ingest(raw)
+    ingestor = _ingestor(session, participant)
+    result = ingestor.ingest(raw)
+    ingestor.write()
     if result.status == "invalid":
         response = problem_response(
             status=422,
@@ -249,6 +251,7 @@ def sync_entries(
                 else None,
             )
         )
+    ingestor.write()
     return SyncResponse(results=results)
 
 

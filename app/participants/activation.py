@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import sqlalchemy as sa
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
@@ -237,6 +238,13 @@ def _claim(
     if row is not None:
         session.expire(row, [field])  # reload what the database now holds on next access
     return claimed
+
+
+def family_revoked_clause(family_id: uuid.UUID) -> sa.Exists:
+    """True when any link of the refresh-token family has been revoked."""
+    return sa.exists().where(
+        col(RefreshToken.family_id) == family_id, col(RefreshToken.revoked_at).is_not(None)
+    )
 
 
 def family_revoked(session: Session, *, family_id: uuid.UUID) -> bool:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
+import sqlalchemy as sa
 from fastapi import Depends
+from sqlmodel import select
 
 from app.auth.deps import CurrentStaff, ParticipantClaims
 from app.core.db import SessionDep
@@ -23,16 +25,23 @@ class ParticipantWithdrawn(DomainError):
 
 def get_current_participant(session: SessionDep, principal: ParticipantClaims) -> Participant:
     """The participant behind an app token, checked against the database on every request."""
-    participant = session.get(Participant, principal.participant_id)
-    if participant is None:
+    # One round trip: the participant and, for a session token, whether its family is revoked.
+    revoked = (
+        activation.family_revoked_clause(principal.family_id)
+        if principal.family_id is not None
+        else sa.false()
+    )
+    row = session.exec(
+        select(Participant, revoked).where(Participant.id == principal.participant_id)
+    ).first()
+    if row is None:
         raise Unauthorized("This participant is not known")
+    participant, family_revoked = row
     # Before the session check: withdrawal also revokes every session, and the app must learn
     # that participation ended (403), not that it should ask for a new activation code (401).
     if participant.status == "withdrawn":
         raise ParticipantWithdrawn("The participant has been withdrawn from the study")
-    if principal.family_id is not None and activation.family_revoked(
-        session, family_id=principal.family_id
-    ):
+    if family_revoked:
         raise Unauthorized("This session has been revoked; activate the app again")
     return participant
 

@@ -201,6 +201,12 @@ def upgrade() -> None:
 
     # Versions are append-only: corrections add rows, nothing is updated or deleted.
     if op.get_bind().dialect.name == "postgresql":
+        # The changes feed orders versions by their writer's transaction id (bulk inserts
+        # leave the column out and get it from here).
+        op.execute(
+            "ALTER TABLE diary_entry_version "
+            "ALTER COLUMN txid SET DEFAULT pg_current_xact_id()::text::bigint"
+        )
         op.execute(
             "CREATE TRIGGER diary_entry_version_no_update_delete BEFORE UPDATE OR DELETE "
             "ON diary_entry_version FOR EACH ROW EXECUTE FUNCTION audit_event_append_only()"
