@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     env: Literal["development", "production"] = "development"
     database_url: str = Field(default_factory=default_database_url)
     allow_sqlite_in_production: bool = False
-    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_pool_size: int = Field(default=20, ge=1, le=200)
     database_statement_timeout_ms: int = Field(default=15_000, ge=0)
 
     # Tokens we issue ourselves (HS256).

@@ -64,7 +64,7 @@ def create_db_engine(settings: Settings, *, url: str | None = None) -> Engine:
         pool_pre_ping=True,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
-        pool_timeout=10,
+        pool_timeout=30,
         connect_args=connect_args,
     )
 
