@@ -33,8 +33,8 @@ test: $(STAMP)
 check: lint typecheck openapi-check migrations-check
 
 lint: $(STAMP)
-	$(BIN)/ruff check app tests migrations
-	$(BIN)/ruff format --check app tests
+	$(BIN)/ruff check app tests migrations bench
+	$(BIN)/ruff format --check app tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
