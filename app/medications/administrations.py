@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from app.audit import service as audit
 from app.audit.service import Actor
-from app.core.errors import Conflict, NotFound
+from app.audit.versioning import VersionedKind
 from app.core.models import utcnow
 from app.medications.models import StudyDrugAdministration, StudyDrugAdministrationVersion
 from app.medications.schemas import AdministrationFields, AdministrationOut
@@ -47,13 +47,19 @@ def _version(
         actor_id=actor.id,
         actor_role=actor.role,
     )
-    session.add(row)
-    session.flush()
     return row
 
 
-def _snapshot(row: StudyDrugAdministrationVersion) -> dict[str, object]:
-    return {name: getattr(row, name) for name in _FIELDS}
+ADMINISTRATIONS: VersionedKind[StudyDrugAdministration, StudyDrugAdministrationVersion] = (
+    VersionedKind(
+        head=StudyDrugAdministration,
+        version=StudyDrugAdministrationVersion,
+        head_key="administration_id",
+        entity_type="study_drug_administration",
+        audited=_FIELDS,
+        not_found="No such administration",
+    )
+)
 
 
 def record(
@@ -62,9 +68,7 @@ def record(
     administration = StudyDrugAdministration(
         participant_id=participant.id, study_id=participant.study_id
     )
-    session.add(administration)
-    session.flush()
-    version = _version(
+    first = _version(
         session,
         administration=administration,
         participant=participant,
@@ -73,15 +77,8 @@ def record(
         actor=actor,
         reason=None,
     )
-    audit.record(
-        session,
-        actor=actor,
-        action="administration.create",
-        entity_type="study_drug_administration",
-        entity_id=administration.id,
-        study_id=participant.study_id,
-        participant_id=participant.id,
-        after=_snapshot(version),
+    administration, version = ADMINISTRATIONS.create(
+        session, head=administration, first=first, actor=actor
     )
     _default_day0(session, participant=participant, version=version, actor=actor)
     return administration, version
@@ -132,53 +129,20 @@ def correct(
     reason: str,
     actor: Actor,
 ) -> StudyDrugAdministrationVersion:
-    current = current_version(session, administration)
-    version = _version(
+    new = _version(
         session,
         administration=administration,
         participant=participant,
-        version=current.version + 1,
+        version=0,
         body=body,
         actor=actor,
         reason=reason,
     )
-    before, after = _snapshot(current), _snapshot(version)
-    if before == after:
-        raise Conflict("The correction is identical to the current version")
-    administration.current_version = version.version
-    session.add(administration)
-    session.flush()
-    audit.record(
-        session,
-        actor=actor,
-        action="administration.correct",
-        entity_type="study_drug_administration",
-        entity_id=administration.id,
-        study_id=participant.study_id,
-        participant_id=participant.id,
-        reason=reason,
-        before=before,
-        after=after,
-    )
-    return version
+    return ADMINISTRATIONS.amend(session, head=administration, new=new, actor=actor, reason=reason)
 
 
 def get(session: Session, *, administration_id: uuid.UUID) -> StudyDrugAdministration:
-    administration = session.get(StudyDrugAdministration, administration_id)
-    if administration is None:
-        raise NotFound("No such administration")
-    return administration
-
-
-def current_version(
-    session: Session, administration: StudyDrugAdministration
-) -> StudyDrugAdministrationVersion:
-    return session.exec(
-        select(StudyDrugAdministrationVersion).where(
-            StudyDrugAdministrationVersion.administration_id == administration.id,
-            StudyDrugAdministrationVersion.version == administration.current_version,
-        )
-    ).one()
+    return ADMINISTRATIONS.get(session, administration_id)
 
 
 def to_out(
@@ -203,26 +167,13 @@ def to_out(
 
 
 def current(session: Session, *, participant_id: uuid.UUID) -> list[AdministrationOut]:
-    rows = session.exec(
-        select(StudyDrugAdministration, StudyDrugAdministrationVersion)
-        .join(
-            StudyDrugAdministrationVersion,
-            col(StudyDrugAdministrationVersion.administration_id) == StudyDrugAdministration.id,
-        )
-        .where(
-            StudyDrugAdministration.participant_id == participant_id,
-            col(StudyDrugAdministrationVersion.version)
-            == col(StudyDrugAdministration.current_version),
-        )
-        .order_by(col(StudyDrugAdministrationVersion.started_at))
-    ).all()
+    rows = ADMINISTRATIONS.current_rows(
+        session,
+        participant_id=participant_id,
+        order_by=[col(StudyDrugAdministrationVersion.started_at)],
+    )
     return [to_out(a, v) for a, v in rows]
 
 
 def history(session: Session, administration: StudyDrugAdministration) -> list[AdministrationOut]:
-    rows = session.exec(
-        select(StudyDrugAdministrationVersion)
-        .where(StudyDrugAdministrationVersion.administration_id == administration.id)
-        .order_by(col(StudyDrugAdministrationVersion.version))
-    ).all()
-    return [to_out(administration, r) for r in rows]
+    return [to_out(administration, r) for r in ADMINISTRATIONS.history(session, administration)]

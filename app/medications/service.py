@@ -8,11 +8,11 @@ from collections import defaultdict
 from datetime import date, timedelta
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
-from app.audit import service as audit
 from app.audit.service import Actor
-from app.core.errors import Conflict, NotFound
+from app.audit.versioning import VersionedKind
+from app.core.errors import NotFound
 from app.medications import formulary
 from app.medications.models import MedicationLine, MedicationLineVersion
 from app.medications.schemas import (
@@ -50,8 +50,28 @@ def _values(body: MedicationFields) -> dict[str, Any]:
     }
 
 
-def _snapshot(version: MedicationLineVersion) -> dict[str, Any]:
-    return {name: getattr(version, name) for name in _FIELDS}
+LINES: VersionedKind[MedicationLine, MedicationLineVersion] = VersionedKind(
+    head=MedicationLine,
+    version=MedicationLineVersion,
+    head_key="line_id",
+    entity_type="medication_line",
+    audited=_FIELDS,
+    not_found="No such medication",
+)
+
+
+def _version(
+    line: MedicationLine, body: MedicationFields, actor: Actor, *, version: int, reason: str | None
+) -> MedicationLineVersion:
+    return MedicationLineVersion(
+        line_id=line.id,
+        version=version,
+        reason=reason,
+        actor_type=actor.type,
+        actor_id=actor.id,
+        actor_role=actor.role,
+        **_values(body),
+    )
 
 
 def add(
@@ -63,92 +83,29 @@ def add(
     actor: Actor,
 ) -> tuple[MedicationLine, MedicationLineVersion]:
     line = MedicationLine(participant_id=participant.id, study_id=participant.study_id)
-    session.add(line)
-    session.flush()
-    version = MedicationLineVersion(
-        line_id=line.id,
-        version=1,
-        reason=reason,
-        actor_type=actor.type,
-        actor_id=actor.id,
-        actor_role=actor.role,
-        **_values(body),
+    return LINES.create(
+        session, head=line, first=_version(line, body, actor, version=1, reason=reason), actor=actor
     )
-    session.add(version)
-    session.flush()
-    audit.record(
-        session,
-        actor=actor,
-        action="medication_line.create",
-        entity_type="medication_line",
-        entity_id=line.id,
-        study_id=line.study_id,
-        participant_id=participant.id,
-        after=_snapshot(version),
-        reason=reason,
-    )
-    return line, version
 
 
 def change(
     session: Session, *, line: MedicationLine, body: MedicationFields, reason: str, actor: Actor
 ) -> MedicationLineVersion:
-    current = current_version(session, line)
-    values = _values(body)
-    if values == _snapshot(current):
-        raise Conflict("The change is identical to the current version")
-    version = MedicationLineVersion(
-        line_id=line.id,
-        version=current.version + 1,
-        reason=reason,
-        actor_type=actor.type,
-        actor_id=actor.id,
-        actor_role=actor.role,
-        **values,
-    )
-    session.add(version)
-    line.current_version = version.version
-    session.add(line)
-    session.flush()
-    audit.record(
+    return LINES.amend(
         session,
+        head=line,
+        new=_version(line, body, actor, version=0, reason=reason),
         actor=actor,
-        action="medication_line.change",
-        entity_type="medication_line",
-        entity_id=line.id,
-        study_id=line.study_id,
-        participant_id=line.participant_id,
-        before=_snapshot(current),
-        after=_snapshot(version),
         reason=reason,
+        action="change",
     )
-    return version
 
 
 def get_line(session: Session, *, participant_id: uuid.UUID, line_id: uuid.UUID) -> MedicationLine:
-    line = session.get(MedicationLine, line_id)
-    if line is None or line.participant_id != participant_id:
-        raise NotFound("No such medication")
+    line = LINES.get(session, line_id)
+    if line.participant_id != participant_id:
+        raise NotFound(LINES.not_found)
     return line
-
-
-def current_version(session: Session, line: MedicationLine) -> MedicationLineVersion:
-    return session.exec(
-        select(MedicationLineVersion).where(
-            MedicationLineVersion.line_id == line.id,
-            MedicationLineVersion.version == line.current_version,
-        )
-    ).one()
-
-
-def versions_of(session: Session, line: MedicationLine) -> list[MedicationLineVersion]:
-    return list(
-        session.exec(
-            select(MedicationLineVersion)
-            .where(MedicationLineVersion.line_id == line.id)
-            .order_by(col(MedicationLineVersion.version))
-        ).all()
-    )
 
 
 def history(
@@ -156,7 +113,7 @@ def history(
 ) -> list[MedicationLineOut]:
     """Every version of one of the participant's medication lines, oldest first."""
     line = get_line(session, participant_id=participant_id, line_id=line_id)
-    return [to_out(line, v) for v in versions_of(session, line)]
+    return [to_out(line, v) for v in LINES.history(session, line)]
 
 
 def to_out(line: MedicationLine, version: MedicationLineVersion) -> MedicationLineOut:
@@ -183,16 +140,9 @@ def to_out(line: MedicationLine, version: MedicationLineVersion) -> MedicationLi
 def current_lines(
     session: Session, *, participant_id: uuid.UUID
 ) -> list[tuple[MedicationLine, MedicationLineVersion]]:
-    rows = session.exec(
-        select(MedicationLine, MedicationLineVersion)
-        .join(MedicationLineVersion, col(MedicationLineVersion.line_id) == MedicationLine.id)
-        .where(
-            MedicationLine.participant_id == participant_id,
-            col(MedicationLineVersion.version) == col(MedicationLine.current_version),
-        )
-        .order_by(col(MedicationLineVersion.start_date), col(MedicationLine.id))
-    ).all()
-    return [(line, version) for line, version in rows]
+    return LINES.current_rows(
+        session, participant_id=participant_id, order_by=[col(MedicationLineVersion.start_date)]
+    )
 
 
 CONVERSION_NOTE = (

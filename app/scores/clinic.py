@@ -8,11 +8,11 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
-from app.audit import service as audit
 from app.audit.service import Actor
-from app.core.errors import Conflict, InvalidInput, NotFound
+from app.audit.versioning import VersionedKind
+from app.core.errors import InvalidInput
 from app.participants.models import Participant
 from app.scores.instruments import InstrumentScore, score_instrument
 from app.scores.instruments import qmg as qmg_scorer
@@ -96,13 +96,25 @@ def _assessment_version(
         actor_id=actor.id,
         actor_role=actor.role,
     )
-    session.add(row)
-    session.flush()
     return row
 
 
-def _snapshot(row: Any, fields: tuple[str, ...]) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in fields}
+ASSESSMENTS: VersionedKind[ClinicAssessment, ClinicAssessmentVersion] = VersionedKind(
+    head=ClinicAssessment,
+    version=ClinicAssessmentVersion,
+    head_key="assessment_id",
+    entity_type="clinic_assessment",
+    audited=_ASSESSMENT_FIELDS,
+    not_found="No such assessment",
+)
+LABS: VersionedKind[LabResult, LabResultVersion] = VersionedKind(
+    head=LabResult,
+    version=LabResultVersion,
+    head_key="lab_id",
+    entity_type="lab_result",
+    audited=_LAB_FIELDS,
+    not_found="No such lab result",
+)
 
 
 def record_assessment(
@@ -116,9 +128,7 @@ def record_assessment(
     assessment = ClinicAssessment(
         participant_id=participant.id, study_id=participant.study_id, instrument=instrument
     )
-    session.add(assessment)
-    session.flush()
-    version = _assessment_version(
+    first = _assessment_version(
         session,
         assessment=assessment,
         participant=participant,
@@ -127,17 +137,9 @@ def record_assessment(
         actor=actor,
         reason=None,
     )
-    audit.record(
-        session,
-        actor=actor,
-        action="clinic_assessment.create",
-        entity_type="clinic_assessment",
-        entity_id=assessment.id,
-        study_id=participant.study_id,
-        participant_id=participant.id,
-        after={"instrument": instrument, **_snapshot(version, _ASSESSMENT_FIELDS)},
+    return ASSESSMENTS.create(
+        session, head=assessment, first=first, actor=actor, extra={"instrument": instrument}
     )
-    return assessment, version
 
 
 def correct_assessment(
@@ -149,83 +151,37 @@ def correct_assessment(
     reason: str,
     actor: Actor,
 ) -> ClinicAssessmentVersion:
-    current = current_assessment_version(session, assessment)
-    version = _assessment_version(
+    new = _assessment_version(
         session,
         assessment=assessment,
         participant=participant,
-        version=current.version + 1,
+        version=0,
         body=body,
         actor=actor,
         reason=reason,
     )
-    before = _snapshot(current, _ASSESSMENT_FIELDS)
-    after = _snapshot(version, _ASSESSMENT_FIELDS)
-    if before == after:
-        raise Conflict("The correction is identical to the current version")
-    assessment.current_version = version.version
-    session.add(assessment)
-    session.flush()
-    audit.record(
-        session,
-        actor=actor,
-        action="clinic_assessment.correct",
-        entity_type="clinic_assessment",
-        entity_id=assessment.id,
-        study_id=participant.study_id,
-        participant_id=participant.id,
-        reason=reason,
-        before=before,
-        after=after,
-    )
-    return version
+    return ASSESSMENTS.amend(session, head=assessment, new=new, actor=actor, reason=reason)
 
 
 def get_assessment(session: Session, *, assessment_id: uuid.UUID) -> ClinicAssessment:
-    assessment = session.get(ClinicAssessment, assessment_id)
-    if assessment is None:
-        raise NotFound("No such assessment")
-    return assessment
-
-
-def current_assessment_version(
-    session: Session, assessment: ClinicAssessment
-) -> ClinicAssessmentVersion:
-    return session.exec(
-        select(ClinicAssessmentVersion).where(
-            ClinicAssessmentVersion.assessment_id == assessment.id,
-            ClinicAssessmentVersion.version == assessment.current_version,
-        )
-    ).one()
+    return ASSESSMENTS.get(session, assessment_id)
 
 
 def assessment_history(session: Session, assessment: ClinicAssessment) -> list[AssessmentOut]:
-    rows = session.exec(
-        select(ClinicAssessmentVersion)
-        .where(ClinicAssessmentVersion.assessment_id == assessment.id)
-        .order_by(col(ClinicAssessmentVersion.version))
-    ).all()
-    return [assessment_out(assessment, r) for r in rows]
+    return [assessment_out(assessment, r) for r in ASSESSMENTS.history(session, assessment)]
 
 
 def current_assessments(
     session: Session, *, participant_id: uuid.UUID, instrument: str | None
 ) -> list[AssessmentOut]:
-    stmt = (
-        select(ClinicAssessment, ClinicAssessmentVersion)
-        .join(
-            ClinicAssessmentVersion,
-            col(ClinicAssessmentVersion.assessment_id) == ClinicAssessment.id,
-        )
-        .where(
-            ClinicAssessment.participant_id == participant_id,
-            col(ClinicAssessmentVersion.version) == col(ClinicAssessment.current_version),
-        )
-        .order_by(col(ClinicAssessmentVersion.assessed_at), col(ClinicAssessment.id))
+    where = [col(ClinicAssessment.instrument) == instrument] if instrument else []
+    rows = ASSESSMENTS.current_rows(
+        session,
+        participant_id=participant_id,
+        order_by=[col(ClinicAssessmentVersion.assessed_at)],
+        where=where,
     )
-    if instrument:
-        stmt = stmt.where(ClinicAssessment.instrument == instrument)
-    return [assessment_out(a, v) for a, v in session.exec(stmt).all()]
+    return [assessment_out(a, v) for a, v in rows]
 
 
 def assessment_out(assessment: ClinicAssessment, version: ClinicAssessmentVersion) -> AssessmentOut:
@@ -292,8 +248,6 @@ def _lab_version(
         actor_id=actor.id,
         actor_role=actor.role,
     )
-    session.add(row)
-    session.flush()
     return row
 
 
@@ -301,22 +255,10 @@ def record_lab(
     session: Session, *, participant: Participant, analyte: str, body: LabFields, actor: Actor
 ) -> tuple[LabResult, LabResultVersion]:
     lab = LabResult(participant_id=participant.id, study_id=participant.study_id, analyte=analyte)
-    session.add(lab)
-    session.flush()
-    version = _lab_version(
+    first = _lab_version(
         session, lab=lab, participant=participant, version=1, body=body, actor=actor, reason=None
     )
-    audit.record(
-        session,
-        actor=actor,
-        action="lab_result.create",
-        entity_type="lab_result",
-        entity_id=lab.id,
-        study_id=participant.study_id,
-        participant_id=participant.id,
-        after={"analyte": analyte, **_snapshot(version, _LAB_FIELDS)},
-    )
-    return lab, version
+    return LABS.create(session, head=lab, first=first, actor=actor, extra={"analyte": analyte})
 
 
 def correct_lab(
@@ -328,47 +270,14 @@ def correct_lab(
     reason: str,
     actor: Actor,
 ) -> LabResultVersion:
-    current = session.exec(
-        select(LabResultVersion).where(
-            LabResultVersion.lab_id == lab.id, LabResultVersion.version == lab.current_version
-        )
-    ).one()
-    before = _snapshot(current, _LAB_FIELDS)
-    version = _lab_version(
-        session,
-        lab=lab,
-        participant=participant,
-        version=current.version + 1,
-        body=body,
-        actor=actor,
-        reason=reason,
+    new = _lab_version(
+        session, lab=lab, participant=participant, version=0, body=body, actor=actor, reason=reason
     )
-    after = _snapshot(version, _LAB_FIELDS)
-    if before == after:
-        raise Conflict("The correction is identical to the current version")
-    lab.current_version = version.version
-    session.add(lab)
-    session.flush()
-    audit.record(
-        session,
-        actor=actor,
-        action="lab_result.correct",
-        entity_type="lab_result",
-        entity_id=lab.id,
-        study_id=participant.study_id,
-        participant_id=participant.id,
-        reason=reason,
-        before=before,
-        after=after,
-    )
-    return version
+    return LABS.amend(session, head=lab, new=new, actor=actor, reason=reason)
 
 
 def get_lab(session: Session, *, lab_id: uuid.UUID) -> LabResult:
-    lab = session.get(LabResult, lab_id)
-    if lab is None:
-        raise NotFound("No such lab result")
-    return lab
+    return LABS.get(session, lab_id)
 
 
 def lab_out(lab: LabResult, version: LabResultVersion) -> LabOut:
@@ -392,24 +301,15 @@ def lab_out(lab: LabResult, version: LabResultVersion) -> LabOut:
 def current_labs(
     session: Session, *, participant_id: uuid.UUID, analyte: str | None
 ) -> list[LabOut]:
-    stmt = (
-        select(LabResult, LabResultVersion)
-        .join(LabResultVersion, col(LabResultVersion.lab_id) == LabResult.id)
-        .where(
-            LabResult.participant_id == participant_id,
-            col(LabResultVersion.version) == col(LabResult.current_version),
-        )
-        .order_by(col(LabResultVersion.collected_at), col(LabResult.id))
+    where = [col(LabResult.analyte) == analyte] if analyte else []
+    rows = LABS.current_rows(
+        session,
+        participant_id=participant_id,
+        order_by=[col(LabResultVersion.collected_at)],
+        where=where,
     )
-    if analyte:
-        stmt = stmt.where(LabResult.analyte == analyte)
-    return [lab_out(lab, v) for lab, v in session.exec(stmt).all()]
+    return [lab_out(lab, v) for lab, v in rows]
 
 
 def lab_history(session: Session, lab: LabResult) -> list[LabOut]:
-    rows = session.exec(
-        select(LabResultVersion)
-        .where(LabResultVersion.lab_id == lab.id)
-        .order_by(col(LabResultVersion.version))
-    ).all()
-    return [lab_out(lab, r) for r in rows]
+    return [lab_out(lab, r) for r in LABS.history(session, lab)]
