@@ -196,16 +196,9 @@ def changes(session: Session, *, participant_id: uuid.UUID, params: PageParams) 
     return ChangesPage(items=out, next_cursor=cursor, resume_cursor=resume)
 
 
-def adherence(
-    session: Session, *, participant: Participant, today: date | None = None
+def _adherence(
+    participant: Participant, period: int, dates: Sequence[date], today: date | None
 ) -> Adherence:
-    """Diary periods (the protocol's cadence) with at least one entry / periods elapsed.
-
-    Periods are counted from the enrolment date to today (participant-local), the current
-    period included; a withdrawn participant's periods end at withdrawal.
-    """
-    protocol = studies_service.definition_for_version(session, participant.protocol_version_id)
-    period = protocol.diary.cadence_days
     zone = ZoneInfo(participant.time_zone)
     end = today or utcnow().astimezone(zone).date()
     if participant.withdrawn_at is not None:
@@ -222,16 +215,7 @@ def adherence(
             end_date=end,
         )
     expected = (end - start).days // period + 1
-    dates = session.exec(
-        select(col(DiaryEntry.diary_date))
-        .distinct()
-        .where(
-            DiaryEntry.participant_id == participant.id,
-            DiaryEntry.diary_date >= start,
-            DiaryEntry.diary_date <= end,
-        )
-    ).all()
-    covered = {(d - start).days // period for d in dates}
+    covered = {(d - start).days // period for d in dates if start <= d <= end}
     return Adherence(
         participant_id=participant.id,
         period_days=period,
@@ -241,6 +225,37 @@ def adherence(
         start_date=start,
         end_date=end,
     )
+
+
+def adherence(
+    session: Session, *, participant: Participant, today: date | None = None
+) -> Adherence:
+    """Diary periods (the protocol's cadence) with at least one entry / periods elapsed.
+
+    Periods are counted from the enrolment date to today (participant-local), the current
+    period included; a withdrawn participant's periods end at withdrawal.
+    """
+    return adherence_many(session, [participant], today=today)[participant.id]
+
+
+def adherence_many(
+    session: Session, participants: Sequence[Participant], today: date | None = None
+) -> dict[uuid.UUID, Adherence]:
+    """Adherence of several participants with one query for their diary dates."""
+    dates: dict[uuid.UUID, list[date]] = {p.id: [] for p in participants}
+    if dates:
+        rows = session.exec(
+            select(col(DiaryEntry.participant_id), col(DiaryEntry.diary_date))
+            .distinct()
+            .where(col(DiaryEntry.participant_id).in_(list(dates)))
+        ).all()
+        for pid, day in rows:
+            dates[pid].append(day)
+    result = {}
+    for p in participants:
+        protocol = studies_service.definition_for_version(session, p.protocol_version_id)
+        result[p.id] = _adherence(p, protocol.diary.cadence_days, dates[p.id], today)
+    return result
 
 
 @dataclass(frozen=True)

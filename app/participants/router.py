@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from app.auth.deps import CurrentStaff
 from app.core.db import SessionDep
 from app.core.errors import Conflict, Forbidden, NotFound, TooManyRequests, problem_response
-from app.core.pagination import Page, PageParams, page_params
+from app.core.pagination import PageParams, page_params
 from app.core.ratelimit import RateLimiter
 from app.core.responses import errors
 from app.core.routing import StrictRoute
@@ -72,34 +72,6 @@ def enrol_participant(
     public = service.to_public(session, participant)
     return ParticipantEnrolled(
         **public.model_dump(), activation_code=code, activation_expires_at=expires_at
-    )
-
-
-@portal_router.get(
-    "/studies/{study_id}/participants",
-    response_model=Page[ParticipantPublic],
-    responses=errors(400, 404),
-)
-def list_participants(
-    session: SessionDep,
-    staff: CurrentStaff,
-    study_id: uuid.UUID,
-    page: Pagination,
-    site_id: Annotated[uuid.UUID | None, Query()] = None,
-    status: Annotated[
-        Literal["screening", "enrolled", "withdrawn", "completed"] | None, Query()
-    ] = None,
-) -> Page[ParticipantPublic]:
-    """Participants at the caller's sites, by subject code; filter by site and status."""
-    study = studies_service.get_study_for(
-        session, principal=staff, study_id=study_id, permission="participant.read"
-    )
-    rows, next_cursor = service.list_for_staff(
-        session, principal=staff, study_id=study.id, site_id=site_id, status=status, params=page
-    )
-    versions = service.version_numbers(session, study_id=study.id)
-    return Page(
-        items=[service.to_public(session, p, versions) for p in rows], next_cursor=next_cursor
     )
 
 

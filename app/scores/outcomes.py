@@ -37,25 +37,34 @@ DELTA_FIELD = {
 }
 
 
-def _series(
-    session: Session, participant_ids: list[uuid.UUID]
+def participant_series(
+    session: Session,
+    participant_ids: list[uuid.UUID],
+    instruments: Sequence[str] = INSTRUMENTS,
 ) -> dict[tuple[uuid.UUID, str], list[trends.Point]]:
+    """Every participant's series per instrument (diary and clinic MG-ADL together), read with
+    one column query per source for all of them."""
     series: dict[tuple[uuid.UUID, str], list[trends.Point]] = defaultdict(list)
     if not participant_ids:
         return series
-    diary_rows = session.exec(
-        select(col(DiaryEntry.participant_id), col(DiaryEntry.diary_date), col(MgAdlResponse.total))
-        .join(DiaryEntryVersion, col(DiaryEntryVersion.entry_id) == DiaryEntry.id)
-        .join(MgAdlResponse, col(MgAdlResponse.version_id) == DiaryEntryVersion.id)
-        .where(
-            col(DiaryEntry.participant_id).in_(participant_ids),
-            DiaryEntry.kind == "mg_adl",
-            col(DiaryEntryVersion.version) == col(DiaryEntry.current_version),
-        )
-        .order_by(col(DiaryEntry.diary_date), col(DiaryEntry.recorded_at))
-    ).all()
-    for pid, day, total in diary_rows:
-        series[(pid, "mg_adl")].append(trends.Point(date=day, value=float(total), source="diary"))
+    if "mg_adl" in instruments:
+        diary_rows = session.exec(
+            select(
+                col(DiaryEntry.participant_id), col(DiaryEntry.diary_date), col(MgAdlResponse.total)
+            )
+            .join(DiaryEntryVersion, col(DiaryEntryVersion.entry_id) == DiaryEntry.id)
+            .join(MgAdlResponse, col(MgAdlResponse.version_id) == DiaryEntryVersion.id)
+            .where(
+                col(DiaryEntry.participant_id).in_(participant_ids),
+                DiaryEntry.kind == "mg_adl",
+                col(DiaryEntryVersion.version) == col(DiaryEntry.current_version),
+            )
+            .order_by(col(DiaryEntry.diary_date), col(DiaryEntry.recorded_at))
+        ).all()
+        for pid, day, total in diary_rows:
+            series[(pid, "mg_adl")].append(
+                trends.Point(date=day, value=float(total), source="diary")
+            )
     clinic_rows = session.exec(
         select(
             col(ClinicAssessment.participant_id),
@@ -69,6 +78,7 @@ def _series(
         )
         .where(
             col(ClinicAssessment.participant_id).in_(participant_ids),
+            col(ClinicAssessment.instrument).in_(list(instruments)),
             col(ClinicAssessmentVersion.version) == col(ClinicAssessment.current_version),
         )
         .order_by(col(ClinicAssessmentVersion.assessed_at))
@@ -125,7 +135,7 @@ def study_outcomes(
         ).all()
     )
     with_day0 = [p for p in participants if p.day0_date is not None]
-    series = _series(session, [p.id for p in with_day0])
+    series = participant_series(session, [p.id for p in with_day0])
     today = utcnow().date()
     instruments: dict[str, Any] = {}
     per_instrument: dict[str, list[ParticipantOutcome]] = {}

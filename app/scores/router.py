@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 from sqlmodel import Session
@@ -12,12 +12,14 @@ from app.auth.deps import CurrentStaff
 from app.auth.principal import StaffPrincipal
 from app.core.db import SessionDep
 from app.core.errors import Forbidden
+from app.core.pagination import Page, PageParams, page_params
 from app.core.responses import errors
 from app.core.routing import StrictRoute
 from app.participants import service as participants_service
 from app.participants.deps import CurrentParticipant, ValidParticipant
 from app.participants.models import Participant
-from app.scores import clinic, outcomes, trend_service
+from app.scores import clinic, outcomes, overview, trend_service
+from app.scores.overview import ParticipantRow
 from app.scores.schemas import (
     Analyte,
     AssessmentCorrection,
@@ -269,3 +271,36 @@ def study_outcomes(session: SessionDep, staff: CurrentStaff, study_id: uuid.UUID
     withdrawal); the proportion without confirmed MG-ADL worsening.
     """
     return _outcomes(session, staff, study_id)
+
+
+# --- participant overview -----------------------------------------------------------------
+
+Pagination = Annotated[PageParams, Depends(page_params)]
+
+
+@portal_router.get(
+    "/studies/{study_id}/participants",
+    response_model=Page[ParticipantRow],
+    responses=errors(400, 404),
+    tags=["participants"],
+)
+def list_participants(
+    session: SessionDep,
+    staff: CurrentStaff,
+    study_id: uuid.UUID,
+    page: Pagination,
+    site_id: Annotated[uuid.UUID | None, Query()] = None,
+    status: Annotated[
+        Literal["screening", "enrolled", "withdrawn", "completed"] | None, Query()
+    ] = None,
+) -> Page[ParticipantRow]:
+    """Participants at the caller's sites, by subject code, each with the latest MG-ADL, its
+    change from baseline and diary adherence; filter by site and status."""
+    study = studies_service.get_study_for(
+        session, principal=staff, study_id=study_id, permission="participant.read"
+    )
+    rows, next_cursor = participants_service.list_for_staff(
+        session, principal=staff, study_id=study.id, site_id=site_id, status=status, params=page
+    )
+    versions = participants_service.version_numbers(session, study_id=study.id)
+    return Page(items=overview.participant_rows(session, rows, versions), next_cursor=next_cursor)
