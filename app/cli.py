@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlmodel import Session, select
 
+from app import demo_data
 from app.audit.service import Actor
 from app.auth import service as auth_service
 from app.auth.tokens import APP_AUDIENCE, PORTAL_AUDIENCE, KeyRing, issue_token
@@ -273,6 +274,7 @@ def load_demo(session: Session, settings: Settings) -> dict[str, Any]:
             participant, activation_code, _ = participants_service.enrol(
                 session, study=study, body=body, actor=DEMO_ACTOR
             )
+            demo_data.load(session, participant=participant, actor=DEMO_ACTOR, today=today_in(zone))
         elif participant.activated_at is None and participant.status != "withdrawn":
             activation_code, _ = activation.issue_code(
                 session, participant=participant, actor=DEMO_ACTOR

@@ -129,8 +129,8 @@ class TrendPointOut(ResponseModel):
     model_config = {"extra": "allow"}
 
     date: date
-    value: float | None
-    change_from_baseline: float | None
+    value: int | float | None
+    change_from_baseline: int | float | None
     source: str
 
 
@@ -140,7 +140,7 @@ class TrendOut(ResponseModel):
     model_config = {"extra": "allow"}
 
     instrument: str
-    baseline_value: float | None
+    baseline_value: int | float | None
     baseline_date: date | None
     points: list[TrendPointOut]
     first_improvement_date: date | None
