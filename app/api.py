@@ -16,6 +16,7 @@ from app.participants import router as participants_router
 from app.participants.deps import get_current_participant
 from app.scores import router as scores_router
 from app.studies import router as studies_router
+from app.visits import router as visits_router
 
 APP_PREFIX = "/app/v1"
 PORTAL_PREFIX = "/portal/v1"
@@ -47,6 +48,7 @@ def build_router() -> APIRouter:
     app_api.include_router(diary_router.app_router)
     app_api.include_router(medications_router.app_router)
     app_api.include_router(scores_router.app_router)
+    app_api.include_router(visits_router.app_router)
     root.include_router(app_api)
 
     portal_api = APIRouter(
@@ -60,6 +62,7 @@ def build_router() -> APIRouter:
     portal_api.include_router(diary_router.portal_router)
     portal_api.include_router(medications_router.portal_router)
     portal_api.include_router(scores_router.portal_router)
+    portal_api.include_router(visits_router.portal_router)
     portal_api.include_router(audit_router.portal_router)
     root.include_router(portal_api)
     return root

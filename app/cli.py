@@ -23,6 +23,7 @@ from app.auth.tokens import APP_AUDIENCE, PORTAL_AUDIENCE, KeyRing, issue_token
 from app.core.config import Settings, get_settings
 from app.core.db import create_db_engine
 from app.core.time import today_in
+from app.visits import service as _visits  # noqa: F401  (registers the day-0 listener)
 
 CLI_ACTOR = Actor(type="system", id="mgdiary-cli", role="system")
 DEMO_ACTOR = Actor(type="system", id="mgdiary-demo", role="system")

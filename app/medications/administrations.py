@@ -118,6 +118,9 @@ def _default_day0(
         after=participants_service.snapshot(participant),
         reason=DAY0_REASON,
     )
+    participants_service.day0_changed(
+        session, participant=participant, actor=actor, reason=DAY0_REASON
+    )
 
 
 def correct(

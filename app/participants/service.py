@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +23,19 @@ from app.participants.models import Participant
 from app.participants.schemas import ParticipantCreate, ParticipantPublic, ParticipantUpdate
 from app.studies import service as studies_service
 from app.studies.models import ProtocolVersion, Study
+
+#: Called with (session, participant, actor, reason) after day 0 is set or moved. Lower domains
+#: cannot import the visit schedule, so it registers itself here (app.visits.service).
+Day0Listener = Callable[[Session, Participant, Actor, str | None], None]
+DAY0_LISTENERS: list[Day0Listener] = []
+
+
+def day0_changed(
+    session: Session, *, participant: Participant, actor: Actor, reason: str | None
+) -> None:
+    for listener in DAY0_LISTENERS:
+        listener(session, participant, actor, reason)
+
 
 AUDITED_FIELDS = (
     "subject_code",
@@ -101,6 +115,8 @@ def enrol(
         participant_id=participant.id,
         after=snapshot(participant),
     )
+    if participant.day0_date is not None:
+        day0_changed(session, participant=participant, actor=actor, reason="Enrolled with day 0")
     code, expires_at = activation.issue_code(session, participant=participant, actor=actor)
     return participant, code, expires_at
 
@@ -185,6 +201,8 @@ def update(
         after=after,
         reason=body.reason,
     )
+    if before["day0_date"] != after["day0_date"]:
+        day0_changed(session, participant=participant, actor=actor, reason=body.reason)
     return participant
 
 

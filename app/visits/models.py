@@ -1,0 +1,37 @@
+"""Persisted visit instances: stable ids per (participant, schedule key)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from app.core.models import created_at_field, uuid_pk
+
+
+class Visit(SQLModel, table=True):
+    __tablename__ = "visit"
+    __table_args__ = (
+        sa.UniqueConstraint("participant_id", "key"),
+        sa.Index("ix_visit_study_id_target_date", "study_id", "target_date"),
+        sa.CheckConstraint("status IN ('scheduled', 'completed', 'cancelled')", name="status"),
+    )
+
+    id: uuid.UUID = uuid_pk()
+    participant_id: uuid.UUID = Field(foreign_key="participant.id", index=True)
+    study_id: uuid.UUID = Field(foreign_key="study.id")
+    key: str = Field(max_length=40)
+    #: Shown as the visit's ``name`` in the API ("Week 4 visit"); never a person's name.
+    label: str = Field(max_length=80)
+    kind: str = Field(max_length=20)
+    day: int
+    target_date: date
+    window_start: date
+    window_end: date
+    status: str = Field(default="scheduled", max_length=20)
+    completed_on: date | None = None
+    cancel_reason: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = created_at_field()
+    updated_at: datetime = created_at_field()
