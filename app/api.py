@@ -29,6 +29,7 @@ PUBLIC_PATHS = frozenset(
         "/readyz",
         f"{AUTH_PREFIX}/activate",
         f"{AUTH_PREFIX}/refresh",
+        "/calendar/v1/{feed_token}.ics",
     }
 )
 
@@ -37,6 +38,7 @@ def build_router() -> APIRouter:
     root = APIRouter(route_class=StrictRoute)
     root.include_router(health.router)
     root.include_router(participants_router.auth_router, prefix=AUTH_PREFIX)
+    root.include_router(visits_router.public_router)
 
     app_api = APIRouter(
         prefix=APP_PREFIX,

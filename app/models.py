@@ -28,10 +28,11 @@ from app.scores.models import (
     LabResultVersion,
 )
 from app.studies.models import ProtocolVersion, Site, Study
-from app.visits.models import Visit
+from app.visits.models import CalendarFeed, Visit
 from app.worker import WorkerHeartbeat
 
 __all__ = [
+    "CalendarFeed",
     "Visit",
     "StudyDrugAdministration",
     "StudyDrugAdministrationVersion",

@@ -33,5 +33,21 @@ class Visit(SQLModel, table=True):
     status: str = Field(default="scheduled", max_length=20)
     completed_on: date | None = None
     cancel_reason: str | None = Field(default=None, max_length=2000)
+    #: iCalendar SEQUENCE: bumped whenever the visit's dates or status change.
+    sequence: int = Field(default=0)
     created_at: datetime = created_at_field()
     updated_at: datetime = created_at_field()
+
+
+class CalendarFeed(SQLModel, table=True):
+    """The participant's calendar-feed generation; rotating bumps it and old URLs stop working.
+
+    The feed token is derived (HMAC) from the participant id and this generation, so no token
+    is stored.
+    """
+
+    __tablename__ = "calendar_feed"
+
+    participant_id: uuid.UUID = Field(foreign_key="participant.id", primary_key=True)
+    generation: int = Field(default=1)
+    rotated_at: datetime = created_at_field()

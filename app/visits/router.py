@@ -6,7 +6,7 @@ import uuid
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 from sqlmodel import col, select
 
 from app.auth import scoping
@@ -19,10 +19,10 @@ from app.participants import service as participants_service
 from app.participants.deps import CurrentParticipant, ValidParticipant
 from app.participants.models import Participant
 from app.studies import service as studies_service
-from app.visits import service
-from app.visits.models import Visit
+from app.visits import calendar, service
+from app.visits.models import CalendarFeed, Visit
 from app.visits.schedule import out_of_window
-from app.visits.schemas import VisitOut, VisitUpdate
+from app.visits.schemas import CalendarLink, VisitOut, VisitUpdate
 
 app_router = APIRouter(route_class=StrictRoute, tags=["visits"])
 portal_router = APIRouter(route_class=StrictRoute, tags=["visits"])
@@ -122,3 +122,47 @@ def study_visits(
         stmt = stmt.where(col(Visit.target_date) <= to)
     out = [_out(v, service.today_for(p)) for v, p in session.exec(stmt).all()]
     return [v for v in out if status is None or v.status == status]
+
+
+# --- calendar feed ------------------------------------------------------------------------
+
+public_router = APIRouter(route_class=StrictRoute, tags=["calendar"])
+
+
+def _calendar_out(request: Request, feed: CalendarFeed) -> CalendarLink:
+    token = calendar.token_for(request.app.state.settings, feed)
+    return CalendarLink(
+        url=str(request.url_for("visit_calendar", feed_token=token)), feed_token=token
+    )
+
+
+@app_router.get("/calendar", response_model=CalendarLink)
+def own_calendar(
+    request: Request, session: SessionDep, participant: CurrentParticipant
+) -> CalendarLink:
+    """The secret URL of the participant's visit calendar, for a calendar app to subscribe to."""
+    return _calendar_out(request, calendar.feed_of(session, participant))
+
+
+@app_router.post("/calendar/rotate", response_model=CalendarLink)
+def rotate_calendar(
+    request: Request, session: SessionDep, participant: CurrentParticipant
+) -> CalendarLink:
+    """Revoke the calendar URL (for example a shared or lost phone) and return a new one."""
+    return _calendar_out(request, calendar.rotate(session, participant))
+
+
+@public_router.get(
+    "/calendar/v1/{feed_token}.ics",
+    response_class=Response,
+    responses={200: {"content": {"text/calendar": {}}}, **errors(404)},
+)
+def visit_calendar(request: Request, session: SessionDep, feed_token: str) -> Response:
+    """The participant's visits as iCalendar (RFC 5545). The URL is the credential."""
+    participant = calendar.participant_for_token(session, request.app.state.settings, feed_token)
+    body = calendar.render(service.visits_of(session, participant_id=participant.id))
+    return Response(
+        body,
+        media_type="text/calendar; charset=utf-8",
+        headers={"Cache-Control": "private, max-age=300"},
+    )

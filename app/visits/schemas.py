@@ -30,3 +30,8 @@ class VisitUpdate(RequestModel):
     completed_on: date | None = None
     status: Literal["completed", "cancelled"] = "completed"
     reason: Reason
+
+
+class CalendarLink(ResponseModel):
+    url: str = Field(description="Subscribe to this URL in a calendar app; keep it private.")
+    feed_token: str

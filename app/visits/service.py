@@ -96,6 +96,7 @@ def _touch(
     reason: str | None,
 ) -> None:
     visit.updated_at = utcnow()
+    visit.sequence += 1
     session.add(visit)
     session.flush()
     audit.record(

@@ -17,6 +17,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table('calendar_feed',
+    sa.Column('participant_id', sa.Uuid(), nullable=False),
+    sa.Column('generation', sa.Integer(), nullable=False),
+    sa.Column('rotated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['participant_id'], ['participant.id'], name=op.f('fk_calendar_feed_participant_id_participant')),
+    sa.PrimaryKeyConstraint('participant_id', name=op.f('pk_calendar_feed'))
+    )
 
     op.create_table('visit',
     sa.Column('id', sa.Uuid(), nullable=False),
@@ -32,6 +39,7 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('completed_on', sa.Date(), nullable=True),
     sa.Column('cancel_reason', sa.String(length=2000), nullable=True),
+    sa.Column('sequence', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint("status IN ('scheduled', 'completed', 'cancelled')", name=op.f('ck_visit_status')),
@@ -48,6 +56,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table('calendar_feed')
 
     with op.batch_alter_table('visit', schema=None) as batch_op:
         batch_op.drop_index('ix_visit_study_id_target_date')
