@@ -16,7 +16,7 @@ from app.audit.service import Actor
 from app.auth import scoping
 from app.auth.deps import CurrentStaff
 from app.core.db import SessionDep
-from app.core.errors import Forbidden, NotFound, Unprocessable, problem_response
+from app.core.errors import NotFound, Unprocessable, problem_response
 from app.core.models import utcnow
 from app.core.pagination import Page, PageParams, page_params, paginate
 from app.core.responses import errors
@@ -41,7 +41,7 @@ from app.diary.schemas import (
     SyncResult,
 )
 from app.participants import service as participants_service
-from app.participants.deps import CurrentParticipant, ValidParticipant
+from app.participants.deps import ClinicalParticipant, CurrentParticipant, ValidParticipant
 from app.participants.models import Participant
 from app.studies import service as studies_service
 
@@ -374,12 +374,6 @@ def _steps_out(rows: list[queries.DailySteps]) -> list[DailyStepsOut]:
 # --- portal -----------------------------------------------------------------------------
 
 
-def _clinical_writer(staff: CurrentStaff, participant: ValidParticipant) -> Participant:
-    if not staff.can("clinical.write", participant.study_id, participant.site_id):
-        raise Forbidden("Only investigators of this participant's site can correct diary data")
-    return participant
-
-
 @portal_router.get(
     "/participants/{participant_id}/diary/entries",
     response_model=Page[EntryOut],
@@ -410,7 +404,7 @@ def list_participant_entries(
 def correct_participant_entry(
     session: SessionDep,
     staff: CurrentStaff,
-    participant: Annotated[Participant, Depends(_clinical_writer)],
+    participant: ClinicalParticipant,
     entry_id: uuid.UUID,
     body: CorrectionIn,
 ) -> EntryOut:

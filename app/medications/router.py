@@ -6,12 +6,12 @@ import uuid
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
 from app.audit.service import Actor
 from app.auth.deps import CurrentStaff
 from app.core.db import SessionDep
-from app.core.errors import Forbidden, Unprocessable
+from app.core.errors import Unprocessable
 from app.core.responses import errors
 from app.core.routing import StrictRoute
 from app.medications import administrations, service
@@ -25,7 +25,7 @@ from app.medications.schemas import (
     MedicationLineOut,
 )
 from app.participants import service as participants_service
-from app.participants.deps import CurrentParticipant, ValidParticipant
+from app.participants.deps import ClinicalParticipant, CurrentParticipant, ValidParticipant
 from app.participants.models import Participant
 
 app_router = APIRouter(route_class=StrictRoute, tags=["medications"])
@@ -116,15 +116,6 @@ def own_medication_versions(
 # --- portal -----------------------------------------------------------------------------
 
 
-def _writer(staff: CurrentStaff, participant: ValidParticipant) -> Participant:
-    if not staff.can("clinical.write", participant.study_id, participant.site_id):
-        raise Forbidden("Only investigators of this participant's site can change medications")
-    return participant
-
-
-Writable = Annotated[Participant, Depends(_writer)]
-
-
 @portal_router.get(
     "/participants/{participant_id}/medications",
     response_model=list[MedicationLineOut],
@@ -144,7 +135,10 @@ def list_participant_medications(
     responses=errors(404),
 )
 def add_participant_medication(
-    session: SessionDep, staff: CurrentStaff, participant: Writable, body: MedicationCreate
+    session: SessionDep,
+    staff: CurrentStaff,
+    participant: ClinicalParticipant,
+    body: MedicationCreate,
 ) -> MedicationLineOut:
     """Add a medication to a participant's list (investigators)."""
     line, version = service.add(
@@ -166,7 +160,7 @@ def add_participant_medication(
 def change_participant_medication(
     session: SessionDep,
     staff: CurrentStaff,
-    participant: Writable,
+    participant: ClinicalParticipant,
     medication_id: uuid.UUID,
     body: MedicationChange,
 ) -> MedicationLineOut:
@@ -218,7 +212,10 @@ def participant_corticosteroid_doses(
     responses=errors(404),
 )
 def record_administration(
-    session: SessionDep, staff: CurrentStaff, participant: Writable, body: AdministrationCreate
+    session: SessionDep,
+    staff: CurrentStaff,
+    participant: ClinicalParticipant,
+    body: AdministrationCreate,
 ) -> AdministrationOut:
     """Record a study-drug dose or infusion (product, dose, unit, start, end, cycle).
 

@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from app.auth.deps import CurrentStaff, ParticipantClaims
 from app.core.db import SessionDep
-from app.core.errors import DomainError, Unauthorized
+from app.core.errors import DomainError, Forbidden, Unauthorized
 from app.participants import activation
 from app.participants import service as participants_service
 from app.participants.models import Participant
@@ -55,5 +55,14 @@ def valid_participant(
     )
 
 
+def clinical_writer(staff: CurrentStaff, participant: ValidParticipant) -> Participant:
+    """A participant whose clinical data the caller may record or correct (investigators of
+    the participant's site): 404 outside the caller's sites, 403 for other roles."""
+    if not staff.can("clinical.write", participant.study_id, participant.site_id):
+        raise Forbidden("Only investigators of this participant's site record clinical data")
+    return participant
+
+
 CurrentParticipant = Annotated[Participant, Depends(get_current_participant)]
 ValidParticipant = Annotated[Participant, Depends(valid_participant)]
+ClinicalParticipant = Annotated[Participant, Depends(clinical_writer)]

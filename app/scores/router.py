@@ -11,12 +11,11 @@ from sqlmodel import Session
 from app.auth.deps import CurrentStaff
 from app.auth.principal import StaffPrincipal
 from app.core.db import SessionDep
-from app.core.errors import Forbidden
 from app.core.pagination import Page, PageParams, page_params
 from app.core.responses import errors
 from app.core.routing import StrictRoute
 from app.participants import service as participants_service
-from app.participants.deps import CurrentParticipant, ValidParticipant
+from app.participants.deps import ClinicalParticipant, CurrentParticipant, ValidParticipant
 from app.participants.models import Participant
 from app.scores import clinic, outcomes, overview, trend_service
 from app.scores.overview import ParticipantRow
@@ -41,15 +40,6 @@ SVG: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _writer(staff: CurrentStaff, participant: ValidParticipant) -> Participant:
-    if not staff.can("clinical.write", participant.study_id, participant.site_id):
-        raise Forbidden("Only investigators of this participant's site record clinic data")
-    return participant
-
-
-Writable = Annotated[Participant, Depends(_writer)]
-
-
 def _owner(
     session: Session, staff: StaffPrincipal, participant_id: uuid.UUID, permission: str
 ) -> Participant:
@@ -65,7 +55,10 @@ def _owner(
     responses=errors(404),
 )
 def record_assessment(
-    session: SessionDep, staff: CurrentStaff, participant: Writable, body: AssessmentCreate
+    session: SessionDep,
+    staff: CurrentStaff,
+    participant: ClinicalParticipant,
+    body: AssessmentCreate,
 ) -> AssessmentOut:
     """Record a clinic assessment (MG-ADL, QMG, MGC, MG-QoL15r, MG-QoL15) and score it.
 
@@ -141,7 +134,7 @@ def assessment_versions(
     responses=errors(404),
 )
 def record_lab(
-    session: SessionDep, staff: CurrentStaff, participant: Writable, body: LabCreate
+    session: SessionDep, staff: CurrentStaff, participant: ClinicalParticipant, body: LabCreate
 ) -> LabOut:
     """Record a lab result: antibody titres, B-cell counts and subsets, CAR-T cells, IgG."""
     lab, version = clinic.record_lab(
