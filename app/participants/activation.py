@@ -245,14 +245,3 @@ def family_revoked_clause(family_id: uuid.UUID) -> sa.Exists:
     return sa.exists().where(
         col(RefreshToken.family_id) == family_id, col(RefreshToken.revoked_at).is_not(None)
     )
-
-
-def family_revoked(session: Session, *, family_id: uuid.UUID) -> bool:
-    return (
-        session.exec(
-            select(RefreshToken.id).where(
-                RefreshToken.family_id == family_id, col(RefreshToken.revoked_at).is_not(None)
-            )
-        ).first()
-        is not None
-    )
