@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
+from app.alerts import router as alerts_router
 from app.audit import router as audit_router
 from app.auth.deps import get_current_staff
 from app.core import health
@@ -66,5 +67,6 @@ def build_router() -> APIRouter:
     portal_api.include_router(scores_router.portal_router)
     portal_api.include_router(visits_router.portal_router)
     portal_api.include_router(audit_router.portal_router)
+    portal_api.include_router(alerts_router.portal_router)
     root.include_router(portal_api)
     return root

@@ -1,5 +1,6 @@
 """Imports every table module, so ``SQLModel.metadata`` knows the whole schema (Alembic, tests)."""
 
+from app.alerts.models import Alert
 from app.audit.models import AuditEvent
 from app.auth.models import ActivationCode, RefreshToken, StaffMembership, StaffUser
 from app.diary.models import (
@@ -32,6 +33,7 @@ from app.visits.models import CalendarFeed, Visit
 from app.worker import WorkerHeartbeat
 
 __all__ = [
+    "Alert",
     "CalendarFeed",
     "Visit",
     "StudyDrugAdministration",

@@ -2,8 +2,8 @@
 
 Runs as ``mgdiary worker``, or as a thread inside ``mgdiary serve`` unless
 ``MGDIARY_INPROCESS_WORKER=false``. Jobs are plain functions taking a session; each job's run is
-its own transaction, so one failing job never blocks the others. Webhook delivery and the
-missed-visit sweep register here as they land.
+its own transaction, so one failing job never blocks the others. Jobs are listed in ``JOBS``
+below (webhook delivery registers here as it lands).
 """
 
 from __future__ import annotations
@@ -19,11 +19,15 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel
 
 from app.core.models import UTCDateTime, utcnow
+from app.visits.sweep import sweep_missed
 
 logger = logging.getLogger("mgdiary.worker")
 
 Job = Callable[[Session], int]
-JOBS: dict[str, Job] = {}
+JOBS: dict[str, Job] = {
+    # Visits whose window closed -> missed, with an audit event and a visit.missed alert.
+    "visit-sweep": sweep_missed,
+}
 
 
 class WorkerHeartbeat(SQLModel, table=True):

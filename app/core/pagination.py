@@ -142,14 +142,19 @@ def paginate(
     order_by: Sequence[InstrumentedAttribute[Any]],
     params: PageParams,
     scope: str,
+    descending: bool = False,
 ) -> tuple[list[M], str | None]:
-    """Run ``statement`` one page at a time, ordered by ``order_by`` (ascending, unique)."""
+    """Run ``statement`` one page at a time, ordered by ``order_by`` (unique; ascending, or
+    every column descending, e.g. newest first)."""
     if params.cursor:
         values = decode_cursor(scope, params.cursor, [_decoder(c) for c in order_by])
         bound = [literal(v, type_=c.type) for c, v in zip(order_by, values, strict=True)]
-        condition: ColumnElement[bool] = tuple_(*order_by) > tuple_(*bound)
+        condition: ColumnElement[bool] = (
+            tuple_(*order_by) < tuple_(*bound) if descending else tuple_(*order_by) > tuple_(*bound)
+        )
         statement = statement.where(condition)
-    rows = list(session.exec(statement.order_by(*order_by).limit(params.limit + 1)).all())
+    ordering = [c.desc() for c in order_by] if descending else list(order_by)
+    rows = list(session.exec(statement.order_by(*ordering).limit(params.limit + 1)).all())
     next_cursor = None
     if len(rows) > params.limit:
         rows = rows[: params.limit]

@@ -8,7 +8,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from app.core.models import created_at_field, uuid_pk
+from app.core.models import created_at_field, utc_column, uuid_pk
 
 
 class Visit(SQLModel, table=True):
@@ -16,7 +16,10 @@ class Visit(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("participant_id", "key"),
         sa.Index("ix_visit_study_id_target_date", "study_id", "target_date"),
-        sa.CheckConstraint("status IN ('scheduled', 'completed', 'cancelled')", name="status"),
+        sa.Index("ix_visit_status_window_end", "status", "window_end"),
+        sa.CheckConstraint(
+            "status IN ('scheduled', 'completed', 'cancelled', 'missed')", name="status"
+        ),
     )
 
     id: uuid.UUID = uuid_pk()
@@ -33,6 +36,9 @@ class Visit(SQLModel, table=True):
     status: str = Field(default="scheduled", max_length=20)
     completed_on: date | None = None
     cancel_reason: str | None = Field(default=None, max_length=2000)
+    #: When the sweep found the window closed without the visit (``status`` ``missed``). Kept if
+    #: the visit is recorded completed or cancelled later (late data entry).
+    missed_at: datetime | None = utc_column(nullable=True)
     #: iCalendar SEQUENCE: bumped whenever the visit's dates or status change.
     sequence: int = Field(default=0)
     created_at: datetime = created_at_field()

@@ -31,11 +31,18 @@ Definitions and choices (issue 5 leaves room for these):
 - Order: by target date, then kind (screening, dosing, clinic), then key.
 - A day 0 so close to ``date.min`` / ``date.max`` that a visit date does not exist raises
   ``OverflowError`` (from ``datetime``).
+- Rescheduling (issue 5 item 2) moves a pending visit's target date; its window stays the
+  protocol's. A visit moved outside its window is pending until its new date (it is not "missed"
+  while the agreed date is still ahead), and ``out_of_window`` flags it; see ``visit_state``,
+  ``reschedule_problem`` and ``protocol_target_date``.
+- Schedule adherence (issue 5 item 5) is completed-in-window / due so far; see
+  ``schedule_adherence``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal, get_args
 
@@ -159,6 +166,22 @@ def out_of_window(planned: PlannedVisit, completed_on: dt.date | None) -> bool:
     return not planned.window_start <= completed_on <= planned.window_end
 
 
+def protocol_target_date(planned: PlannedVisit, *, before_days: int) -> dt.date:
+    """The target date the protocol gives a visit with this window, whatever it was moved to.
+
+    Derived from the window, which a reschedule never moves and a regeneration moves together
+    with the target (``plan_visits``): screening targets its window's last day, a dosing visit its
+    one-day window, a clinic visit ``before_days`` (the protocol's ``visits.window.before_days``)
+    after its window opens. Not ``day0 + day``: completed and cancelled visits keep their dates
+    when day 0 later moves.
+    """
+    if planned.kind == "screening":
+        return planned.window_end
+    if planned.kind == "dosing":
+        return planned.window_start
+    return planned.window_start + dt.timedelta(days=before_days)
+
+
 def visit_state(
     planned: PlannedVisit, *, today: dt.date, completed_on: dt.date | None, cancelled: bool
 ) -> VisitState:
@@ -168,15 +191,117 @@ def visit_state(
     (wherever it falls - see ``out_of_window``); otherwise ``upcoming`` before the window,
     ``open`` from the window's first day up to and including the target day, ``overdue`` after the
     target up to and including the window's last day, ``missed`` after the window.
+
+    A target rescheduled outside the window stretches these periods to it: moved later, the visit
+    is ``open`` up to its new date and ``missed`` only the day after it; moved earlier, it is
+    ``open`` from its new date. For a target inside its window (every visit as planned) this is
+    exactly the rule above.
     """
     if cancelled:
         return "cancelled"
     if completed_on is not None:
         return "completed"
-    if today < planned.window_start:
+    if today < min(planned.window_start, planned.target_date):
         return "upcoming"
     if today <= planned.target_date:
         return "open"
     if today <= planned.window_end:
         return "overdue"
     return "missed"
+
+
+# --- rescheduling -----------------------------------------------------------------------------
+
+#: How far past the end of its protocol window a visit may be moved; further is a typing error,
+#: not a plan (a visit a year late is no longer that visit).
+MAX_RESCHEDULE_DAYS_AFTER_WINDOW: Final = 365
+
+RescheduleRule = Literal["not_past", "before_schedule_start", "too_far"]
+
+
+def schedule_start(planned: Iterable[PlannedVisit]) -> dt.date | None:
+    """The first day of the participant's schedule: the earliest window start (the screening
+    window's first day where the protocol has one); None for an empty schedule."""
+    return min((p.window_start for p in planned), default=None)
+
+
+def reschedule_problem(
+    planned: PlannedVisit,
+    new_date: dt.date,
+    *,
+    today: dt.date,
+    first_day: dt.date | None,
+) -> RescheduleRule | None:
+    """Why a pending visit cannot be moved to ``new_date`` (participant-local), or None.
+
+    - ``before_schedule_start``: before ``first_day``, the schedule's first day (the screening
+      window's start, ``schedule_start``) - no visit of the protocol happens before it;
+    - ``not_past``: before ``today`` - a visit that already happened is recorded as completed,
+      not moved into the past;
+    - ``too_far``: more than ``MAX_RESCHEDULE_DAYS_AFTER_WINDOW`` days after the window's end.
+
+    Leaving the window is allowed (issue 5: "rescheduling records ... whether it leaves the
+    window"); ``out_of_window(planned, new_date)`` says whether it does.
+    """
+    if first_day is not None and new_date < first_day:
+        return "before_schedule_start"
+    if new_date < today:
+        return "not_past"
+    if new_date > planned.window_end + dt.timedelta(days=MAX_RESCHEDULE_DAYS_AFTER_WINDOW):
+        return "too_far"
+    return None
+
+
+# --- schedule adherence -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VisitRecord:
+    """A visit as planned (its target possibly rescheduled) and what happened to it."""
+
+    planned: PlannedVisit
+    completed_on: dt.date | None = None
+    cancelled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleAdherence:
+    due: int
+    """Visits due so far: completed ones, and pending ones whose window has closed."""
+    completed_in_window: int
+    completed_out_of_window: int
+    adherence: float | None
+    """``completed_in_window / due`` (4 decimals); None while nothing is due."""
+
+
+def schedule_adherence(visits: Iterable[VisitRecord], *, today: dt.date) -> ScheduleAdherence:
+    """Schedule adherence of one participant on their local day ``today`` (issue 5 item 5:
+    "completed in window / due so far").
+
+    - A visit is *due so far* once its protocol window has closed (``today > window_end``) or it
+      has been completed (early completions count as soon as they happen). Cancelled visits are
+      never due: cancellation is a decision with a reason, not a lapse.
+    - A due visit counts for adherence only if completed inside its window (both ends inclusive).
+      So a visit completed outside the window, a visit missed, and a visit rescheduled past its
+      window whose window has closed all count against it.
+    - A visit whose window is still open and which is not done is not yet due: the ratio does not
+      drop while a visit can still be done on time.
+    """
+    due = in_window = outside = 0
+    for v in visits:
+        if v.cancelled:
+            continue
+        if v.completed_on is not None:
+            due += 1
+            if out_of_window(v.planned, v.completed_on):
+                outside += 1
+            else:
+                in_window += 1
+        elif today > v.planned.window_end:
+            due += 1
+    return ScheduleAdherence(
+        due=due,
+        completed_in_window=in_window,
+        completed_out_of_window=outside,
+        adherence=round(in_window / due, 4) if due else None,
+    )

@@ -1,8 +1,9 @@
 """Persisting each participant's schedule and recording what happened at each visit.
 
-When day 0 is set or moves, pending visits are regenerated from the protocol; completed and
-cancelled visits keep their dates; visits the new schedule no longer has are cancelled. Every
-change is audited with its reason.
+When day 0 is set or moves, pending visits are regenerated from the protocol; completed,
+cancelled and missed visits keep their dates; visits the new schedule no longer has are cancelled.
+Every change is audited with its reason. A missed visit (marked by the sweep, ``sweep.py``) can
+still be recorded completed (late data entry) or cancelled.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from app.visits.schedule import PlannedVisit, VisitState, plan_visits, visit_sta
 
 _DATES = ("target_date", "window_start", "window_end", "label", "day")
 REMOVED = "No longer in the schedule after day 0 changed"
+#: Stored statuses a visit can still be completed or cancelled from.
+OPEN_STATUSES = frozenset({"scheduled", "missed"})
 
 
 def _snapshot(visit: Visit) -> dict[str, Any]:
@@ -74,7 +77,7 @@ def sync_schedule(
             )
             continue
         if visit.status != "scheduled":
-            continue  # completed and cancelled visits keep their dates
+            continue  # completed, cancelled and missed visits keep their dates
         before = _snapshot(visit)
         for name in _DATES:
             setattr(visit, name, getattr(plan, "name" if name == "label" else name))
@@ -130,6 +133,10 @@ def today_for(participant: Participant) -> dt.date:
 
 
 def state_of(visit: Visit, today: dt.date) -> VisitState:
+    """The visit's state on the participant's ``today``; a visit the sweep marked is ``missed``
+    whatever ``today`` says (until it is recorded completed or cancelled)."""
+    if visit.status == "missed":
+        return "missed"
     return visit_state(
         planned_of(visit),
         today=today,
@@ -165,8 +172,14 @@ def record_outcome(
     reason: str,
     actor: Actor,
 ) -> Visit:
-    """Complete a visit (on a local date, not in the future) or cancel it; both need a reason."""
-    if visit.status != "scheduled":
+    """Complete a visit (on a local date, not in the future) or cancel it; both need a reason.
+
+    A visit the sweep marked missed can still be completed (late data entry: flagged out of
+    window when its date is outside the window) or cancelled. The row is re-read under a lock
+    (PostgreSQL), so a concurrent sweep or second request cannot slip in between.
+    """
+    session.refresh(visit, with_for_update=True)
+    if visit.status not in OPEN_STATUSES:
         raise Conflict(f"The visit is already {visit.status}")
     before = _snapshot(visit)
     if cancel:

@@ -160,10 +160,12 @@ def test_study_view_filters_by_state_and_site(
 ) -> None:
     study = world["study"]
     base = f"/portal/v1/studies/{study.id}/visits"
-    overdue = client.get(base, params={"status": "overdue"}, headers=world["monitor"]).json()
+    page = client.get(base, params={"status": "overdue"}, headers=world["monitor"]).json()
+    assert set(page) == {"items", "next_cursor"}  # api-contract: lists answer {items, next_cursor}
+    overdue = page["items"]
     assert {v["participant_id"] for v in overdue} == {str(world["participant"].id)}
     assert all(v["status"] == "overdue" for v in overdue)
-    assert client.get(base, headers=world["other"]).json() == []
+    assert client.get(base, headers=world["other"]).json() == {"items": [], "next_cursor": None}
     window = client.get(
         base,
         params={
@@ -171,7 +173,8 @@ def test_study_view_filters_by_state_and_site(
             "to": (date.today() + timedelta(days=60)).isoformat(),
         },
         headers=world["inv"],
-    ).json()
+    ).json()["items"]
+    assert window
     assert all(date.today().isoformat() <= v["target_date"] for v in window)
     assert (
         client.get(
