@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends
 
 from app.alerts import router as alerts_router
 from app.audit import router as audit_router
-from app.auth.deps import get_current_staff
+from app.auth.deps import get_current_staff, get_participant_principal
 from app.core import health
 from app.core.responses import AUTHENTICATED, errors
 from app.core.routing import StrictRoute
@@ -44,14 +44,20 @@ def build_router() -> APIRouter:
     app_api = APIRouter(
         prefix=APP_PREFIX,
         route_class=StrictRoute,
-        dependencies=[Depends(get_current_participant)],
+        dependencies=[Depends(get_participant_principal)],
         responses=AUTHENTICATED,
     )
-    app_api.include_router(participants_router.app_router)
-    app_api.include_router(diary_router.app_router)
-    app_api.include_router(medications_router.app_router)
-    app_api.include_router(scores_router.app_router)
-    app_api.include_router(visits_router.app_router)
+    # The diary write routes check the participant inside their own unit of work
+    # (app/core/uow.py: one transaction, no thread hops); every other app route gets the
+    # participant checked against the database before it runs.
+    app_api.include_router(diary_router.app_write_router)
+    checked = APIRouter(route_class=StrictRoute, dependencies=[Depends(get_current_participant)])
+    checked.include_router(participants_router.app_router)
+    checked.include_router(diary_router.app_router)
+    checked.include_router(medications_router.app_router)
+    checked.include_router(scores_router.app_router)
+    checked.include_router(visits_router.app_router)
+    app_api.include_router(checked)
     root.include_router(app_api)
 
     portal_api = APIRouter(

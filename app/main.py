@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -19,6 +21,7 @@ from app.core.errors import install_error_handlers
 from app.core.health import head_revisions
 from app.core.ratelimit import RateLimiter
 from app.core.requestid import RequestIdMiddleware
+from app.diary.capture import create_capture
 
 DESCRIPTION = """Patient symptom diaries for clinical trials of B-cell-depleting therapies in
 refractory myasthenia gravis. Errors are RFC 9457 problem+json."""
@@ -27,6 +30,15 @@ refractory myasthenia gravis. Errors are RFC 9457 problem+json."""
 def operation_id(route: APIRoute) -> str:
     """Stable operation ids: the route function's name (unique across the service)."""
     return route.name
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    await app.state.capture.open()
+    try:
+        yield
+    finally:
+        await app.state.capture.close()
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
@@ -41,9 +53,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         redoc_url=None,
         openapi_url="/openapi.json" if show_docs else None,
         generate_unique_id_function=operation_id,
+        lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.engine = engine or create_db_engine(settings)
+    app.state.capture = create_capture(settings, app.state.engine)
     app.state.keyring = KeyRing.from_settings(settings)
     app.state.auth_limiter = RateLimiter(
         limit=settings.activation_rate_limit, window_seconds=settings.activation_rate_window_seconds

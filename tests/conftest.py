@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 _TMP = Path(tempfile.mkdtemp(prefix="mgdiary-test-"))
@@ -37,6 +38,8 @@ from sqlmodel import Session  # noqa: E402
 from app.core.config import get_settings  # noqa: E402
 from app.core.db import create_db_engine, get_session  # noqa: E402
 from app.core.health import alembic_config  # noqa: E402
+from app.core.uow import ThreadUnitOfWork  # noqa: E402
+from app.diary.capture import Capture, SessionCapture, get_capture  # noqa: E402
 from app.main import create_app  # noqa: E402
 
 IS_POSTGRES = TEST_DATABASE_URL.startswith("postgresql")
@@ -64,18 +67,33 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-def request_sessions(
+def savepoint_sessions(
     connection: Connection, outer: Session | None = None
-) -> Callable[[], Iterator[Session]]:
-    """A ``get_session`` override: each request gets its own session on the test transaction,
-    committing to a SAVEPOINT on success and rolling back to it on error, like production."""
+) -> Callable[[], AbstractContextManager[Session]]:
+    """Sessions on the test transaction whose commits go to a SAVEPOINT (the outer test
+    session's pending changes flushed first, so requests see them)."""
 
-    def override() -> Iterator[Session]:
+    @contextmanager
+    def sessions() -> Iterator[Session]:
         if outer is not None:
             outer.flush()
         with Session(
             bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
         ) as request_session:
+            yield request_session
+
+    return sessions
+
+
+def request_sessions(
+    connection: Connection, outer: Session | None = None
+) -> Callable[[], Iterator[Session]]:
+    """A ``get_session`` override: each request gets its own session on the test transaction,
+    committing to a SAVEPOINT on success and rolling back to it on error, like production."""
+    sessions = savepoint_sessions(connection, outer)
+
+    def override() -> Iterator[Session]:
+        with sessions() as request_session:
             try:
                 yield request_session
             except BaseException:
@@ -85,6 +103,19 @@ def request_sessions(
                 request_session.commit()
 
     return override
+
+
+def request_capture(connection: Connection, outer: Session | None = None) -> Callable[[], Capture]:
+    """A ``get_capture`` override: diary capture (app/diary/capture.py) through the session
+    path, its transactions as SAVEPOINTs on the test transaction, like ``request_sessions``."""
+    capture = SessionCapture(ThreadUnitOfWork(savepoint_sessions(connection, outer)))
+    return lambda: capture
+
+
+def override_sessions(app: FastAPI, connection: Connection, outer: Session | None = None) -> None:
+    """Every request of ``app`` on the test transaction."""
+    app.dependency_overrides[get_session] = request_sessions(connection, outer)
+    app.dependency_overrides[get_capture] = request_capture(connection, outer)
 
 
 @pytest.fixture(scope="session")
@@ -124,7 +155,7 @@ def session(connection: Connection) -> Iterator[Session]:
 
 @pytest.fixture
 def client(app: FastAPI, connection: Connection, session: Session) -> Iterator[TestClient]:
-    app.dependency_overrides[get_session] = request_sessions(connection, session)
+    override_sessions(app, connection, session)
     app.state.auth_limiter.reset()
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client

@@ -56,17 +56,21 @@ def create_db_engine(settings: Settings, *, url: str | None = None) -> Engine:
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
-    connect_args: dict[str, Any] = {}
-    if settings.database_statement_timeout_ms:
-        connect_args["options"] = f"-c statement_timeout={settings.database_statement_timeout_ms}"
     return create_engine(
         url,
         pool_pre_ping=True,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
         pool_timeout=30,
-        connect_args=connect_args,
+        connect_args=postgres_connect_args(settings),
     )
+
+
+def postgres_connect_args(settings: Settings) -> dict[str, Any]:
+    connect_args: dict[str, Any] = {}
+    if settings.database_statement_timeout_ms:
+        connect_args["options"] = f"-c statement_timeout={settings.database_statement_timeout_ms}"
+    return connect_args
 
 
 def get_session(request: Request) -> Iterator[Session]:

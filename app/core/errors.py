@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -217,7 +219,8 @@ HTTP_CODES: dict[int, tuple[str, str]] = {
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(IntegrityError)
-    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+    @app.exception_handler(psycopg.IntegrityError)  # the pipelined capture path (rawpg)
+    async def _integrity(request: Request, exc: Exception) -> JSONResponse:
         # A uniqueness or reference check lost a race with a concurrent request (the services
         # check first; the database constraint is the last word). Nothing was committed.
         logger.info("integrity conflict on %s %s", request.method, request.url.path)
@@ -276,7 +279,8 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(PoolTimeoutError)
-    async def _pool(request: Request, exc: PoolTimeoutError) -> JSONResponse:
+    @app.exception_handler(PoolTimeout)
+    async def _pool(request: Request, exc: Exception) -> JSONResponse:
         logger.warning("database pool exhausted: %s", exc.__class__.__name__)
         return problem_response(
             status=503,
@@ -300,6 +304,20 @@ def install_error_handlers(app: FastAPI) -> None:
                 headers={"Retry-After": "5"},
             )
         return _internal(request, exc)
+
+    @app.exception_handler(psycopg.OperationalError)
+    async def _pg_down(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
+        # Raised on the pipelined capture path: a lost connection, a server shutting down, or
+        # the statement timeout. Nothing was committed; the client retries the same entries.
+        logger.warning("database unavailable: %s", exc.__class__.__name__)
+        return problem_response(
+            status=503,
+            code="database_unavailable",
+            title="Service unavailable",
+            detail="The database is not reachable; retry shortly.",
+            request=request,
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal
@@ -14,15 +12,15 @@ from sqlmodel import Session, col, select
 
 from app.audit.service import Actor
 from app.auth import scoping
-from app.auth.deps import CurrentStaff
+from app.auth.deps import CurrentStaff, ParticipantClaims
 from app.core.db import SessionDep
-from app.core.errors import NotFound, Unprocessable, problem_response
-from app.core.models import utcnow
+from app.core.errors import NotFound, Unprocessable
 from app.core.pagination import Page, PageParams, page_params, paginate
 from app.core.responses import errors
 from app.core.routing import StrictRoute
 from app.diary import queries, reference, service
-from app.diary.models import DiaryConflict, IdempotencyRecord
+from app.diary.capture import CaptureDep
+from app.diary.models import DiaryConflict
 from app.diary.schemas import (
     Adherence,
     ChangeOut,
@@ -35,17 +33,21 @@ from app.diary.schemas import (
     EntryKind,
     EntryOut,
     EntryVersionOut,
-    ItemError,
     SyncRequest,
     SyncResponse,
-    SyncResult,
 )
 from app.participants import service as participants_service
-from app.participants.deps import ClinicalParticipant, CurrentParticipant, ValidParticipant
+from app.participants.deps import (
+    ClinicalParticipant,
+    CurrentParticipant,
+    ValidParticipant,
+)
 from app.participants.models import Participant
 from app.studies import service as studies_service
 
 app_router = APIRouter(route_class=StrictRoute, tags=["diary"])
+#: Capture and sync: async routes that authenticate the participant inside their unit of work.
+app_write_router = APIRouter(route_class=StrictRoute, tags=["diary"])
 portal_router = APIRouter(route_class=StrictRoute, tags=["diary"])
 Pagination = Annotated[PageParams, Depends(page_params)]
 KindFilter = Annotated[EntryKind | None, Query(description="Only entries of this kind.")]
@@ -108,7 +110,7 @@ def _entry_body(result: service.IngestResult, session: Session) -> dict[str, Any
     return queries.to_out(result.entry, version).model_dump(mode="json")
 
 
-@app_router.post(
+@app_write_router.post(
     "/diary/entries",
     status_code=201,
     response_model=EntryOut,
@@ -117,9 +119,9 @@ def _entry_body(result: service.IngestResult, session: Session) -> dict[str, Any
         **errors(409),
     },
 )
-def create_entry(
-    session: SessionDep,
-    participant: CurrentParticipant,
+async def create_entry(
+    capture: CaptureDep,
+    principal: ParticipantClaims,
     body: EntryIn,
     idempotency_key: Annotated[
         str | None,
@@ -137,92 +139,12 @@ def create_entry(
     `id` with different content is 409 and the submission is kept for data management.
     """
     # The parsed values, not a JSON dump: a dump turns an overflowed 1e999 into null.
-    raw = body.model_dump()
-    request_hash = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
-    if idempotency_key is not None:
-        replay = _replay(session, participant, idempotency_key, request_hash)
-        if replay is not None:
-            return replay
-    ingestor = _ingestor(session, participant)
-    result = ingestor.ingest(raw)
-    ingestor.write()
-    if result.status == "invalid":
-        response = problem_response(
-            status=422,
-            code="validation_failed",
-            title="Request validation failed",
-            detail="The entry is not valid",
-            errors=[{**e, "loc": ["body", *e["loc"]]} for e in result.errors],
-        )
-    elif result.status == "conflict":
-        # Returned, not raised: the conflicting submission must be committed for review.
-        response = problem_response(
-            status=409,
-            code="entry_conflict",
-            title="Conflict",
-            detail="An entry with this id and different content exists; the new content was "
-            "kept for the study team to review.",
-        )
-    else:
-        response = JSONResponse(
-            _entry_body(result, session), status_code=201 if result.status == "created" else 200
-        )
-    # Validation failures are not remembered: nothing changed, and the client may fix and retry.
-    if idempotency_key is not None and response.status_code != 422:
-        session.add(
-            IdempotencyRecord(
-                participant_id=participant.id,
-                key=idempotency_key,
-                request_hash=request_hash,
-                status_code=response.status_code,
-                response_body=json.loads(bytes(response.body)),
-                expires_at=utcnow() + IDEMPOTENCY_TTL,
-            )
-        )
-        session.flush()
-    return response
+    return await capture.entry(principal, body.model_dump(), idempotency_key)
 
 
-def _replay(
-    session: Session, participant: Participant, key: str, request_hash: str
-) -> JSONResponse | None:
-    record = session.exec(
-        select(IdempotencyRecord).where(
-            IdempotencyRecord.participant_id == participant.id, IdempotencyRecord.key == key
-        )
-    ).first()
-    if record is None:
-        return None
-    if record.expires_at <= utcnow():
-        session.delete(record)  # an expired key is free again; the entry UUID still dedups
-        session.flush()
-        return None
-    if record.request_hash != request_hash:
-        return problem_response(
-            status=422,
-            code="idempotency_key_reused",
-            title="Idempotency-Key is already used",
-            detail="This Idempotency-Key was used with a different request body.",
-            errors=[
-                {
-                    "loc": ["header", "Idempotency-Key"],
-                    "msg": "already used with another payload",
-                    "type": "idempotency_key_reused",
-                }
-            ],
-        )
-    media = "application/problem+json" if record.status_code >= 400 else "application/json"
-    return JSONResponse(
-        record.response_body,
-        status_code=record.status_code,
-        headers={"Idempotent-Replayed": "true"},
-        media_type=media,
-    )
-
-
-@app_router.post("/diary/sync", response_model=SyncResponse, responses=errors(413))
-def sync_entries(
-    session: SessionDep, participant: CurrentParticipant, body: SyncRequest
+@app_write_router.post("/diary/sync", response_model=SyncResponse, responses=errors(413))
+async def sync_entries(
+    capture: CaptureDep, principal: ParticipantClaims, body: SyncRequest
 ) -> SyncResponse:
     """Sync up to 500 entries of any kinds at once.
 
@@ -230,29 +152,7 @@ def sync_entries(
     (same id, different content; kept for review) or `invalid` (with field errors). One bad
     entry never rejects the others; the batch commits as a whole, or on a server fault not at all.
     """
-    ingestor = _ingestor(session, participant)
-    ids = []
-    for raw in body.entries:
-        try:
-            ids.append(uuid.UUID(str(raw["id"])))
-        except (ValueError, KeyError, TypeError):
-            continue  # answered `invalid` by ingest()
-    ingestor.preload(ids)
-    results = []
-    for raw in body.entries:
-        result = ingestor.ingest(raw)
-        results.append(
-            SyncResult(
-                id=result.client_id,
-                status=result.status,
-                errors=[ItemError(**e) for e in result.errors],
-                entry=_entry_body(result, session)
-                if result.status in ("created", "duplicate")
-                else None,
-            )
-        )
-    ingestor.write()
-    return SyncResponse(results=results)
+    return await capture.sync(principal, body.entries)
 
 
 @app_router.get("/diary/entries", response_model=Page[EntryOut], responses=errors(400))

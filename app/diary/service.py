@@ -186,7 +186,7 @@ def _txid(session: Session) -> Any:
 _DATABASE_FILLED = frozenset({"seq", "txid"})
 
 
-def _row(obj: Any) -> dict[str, Any]:
+def row_of(obj: Any) -> dict[str, Any]:
     """A table object's column values for a Core bulk insert (database-filled keys left out)."""
     row = {}
     for column in obj.__table__.columns:
@@ -195,6 +195,29 @@ def _row(obj: Any) -> dict[str, Any]:
             continue
         row[column.key] = value
     return row
+
+
+#: The tables an ingest writes, in foreign-key order.
+_TABLES: tuple[tuple[Any, sa.Table], ...] = tuple(
+    (model, model.__table__)  # type: ignore[union-attr]
+    for model in (
+        DiaryEntry,
+        DiaryEntryVersion,
+        MgAdlResponse,
+        VitalSign,
+        SymptomReport,
+        MedicationDose,
+        StepCount,
+        StepInterval,
+        DiaryConflict,
+        AuditEvent,
+    )
+)
+_VERSION_TABLE: sa.Table = DiaryEntryVersion.__table__  # type: ignore[attr-defined]
+_EXISTING = select(DiaryEntry).where(
+    DiaryEntry.participant_id == sa.bindparam("participant_id"),
+    col(DiaryEntry.client_entry_id).in_(sa.bindparam("client_ids", expanding=True)),
+)
 
 
 @dataclass
@@ -210,7 +233,8 @@ class IngestResult:
 class Ingestor:
     """Stores entries for one participant; remembers what this request stored already."""
 
-    session: Session
+    #: None when the caller reads and writes itself (app/diary/capture.py, PostgreSQL path).
+    session: Session | None
     participant: Participant
     protocol: ProtocolDefinition
     actor: Actor
@@ -219,52 +243,74 @@ class Ingestor:
     #: Rows waiting for ``write()``, by table, in foreign-key order.
     _pending: dict[Any, list[Any]] = field(default_factory=dict)
     _created: dict[uuid.UUID, DiaryEntryVersion] = field(default_factory=dict)
+    _current: dict[uuid.UUID, DiaryEntryVersion] = field(default_factory=dict)
 
     def _stage(self, *objects: Any) -> None:
         for obj in objects:
             self._pending.setdefault(type(obj), []).append(obj)
+
+    def staged(self) -> list[tuple[sa.Table, list[dict[str, Any]]]]:
+        """Take the staged rows: per table, in foreign-key order, as column values (database-
+        filled keys left out)."""
+        out = []
+        for model, table in _TABLES:
+            objects = self._pending.pop(model, [])
+            if objects:
+                out.append((table, [row_of(obj) for obj in objects]))
+        assert not self._pending, f"unwritten rows: {list(self._pending)}"
+        return out
 
     def write(self) -> None:
         """Insert everything staged with one multi-row INSERT per table.
 
         Per-row ORM flushes cost three round trips and most of the CPU of an entry; rows built
         here already carry their keys (UUIDs), so nothing needs to come back from the database.
+        Core on the session's connection: the ORM's bulk-insert layer is not needed for rows
+        that are already plain values.
         """
-        order = (
-            DiaryEntry,
-            DiaryEntryVersion,
-            MgAdlResponse,
-            VitalSign,
-            SymptomReport,
-            MedicationDose,
-            StepCount,
-            StepInterval,
-            DiaryConflict,
-            AuditEvent,
-        )
-        txid_default = self.session.get_bind().dialect.name == "postgresql"
-        for model in order:
-            objects = self._pending.pop(model, [])
-            if not objects:
-                continue
-            rows = [_row(obj) for obj in objects]
-            if model is DiaryEntryVersion and not txid_default:
+        assert self.session is not None
+        connection = self.session.connection()
+        txid_default = connection.dialect.name == "postgresql"
+        for table, rows in self.staged():
+            if table is _VERSION_TABLE and not txid_default:
                 for row in rows:
                     row["txid"] = 0
-            table: sa.Table = model.__table__  # type: ignore[union-attr]
-            self.session.execute(sa.insert(table), rows)
-        assert not self._pending, f"unwritten rows: {list(self._pending)}"
+            connection.execute(sa.insert(table), rows)
+
+    def prime(
+        self,
+        client_ids: Sequence[uuid.UUID],
+        existing: dict[uuid.UUID, tuple[DiaryEntry, DiaryEntryVersion]],
+    ) -> None:
+        """What the caller read for these ids (entries with their current versions; absent
+        ids are new): ingest then needs no lookups."""
+        for client_id in client_ids:
+            self._known.setdefault(client_id, None)
+        for client_id, (entry, version) in existing.items():
+            self._known[client_id] = entry
+            self._current[client_id] = version
+
+    def current_of(self, result: IngestResult) -> DiaryEntryVersion:
+        """The version a created or duplicate result answers with."""
+        assert result.entry is not None
+        if result.version is not None:
+            return result.version
+        known = self._current.get(result.entry.client_entry_id)
+        if known is not None:
+            return known
+        assert self.session is not None
+        return current_version(self.session, result.entry)
 
     def preload(self, client_ids: Sequence[uuid.UUID]) -> None:
         """Read the entries a batch may repeat in one query instead of one per item."""
         wanted = [cid for cid in client_ids if cid not in self._known]
+        if not wanted:
+            return
+        assert self.session is not None, "prime() the ids first"
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             for entry in self.session.exec(
-                select(DiaryEntry).where(
-                    DiaryEntry.participant_id == self.participant.id,
-                    col(DiaryEntry.client_entry_id).in_(chunk),
-                )
+                _EXISTING, params={"participant_id": self.participant.id, "client_ids": chunk}
             ):
                 self._known[entry.client_entry_id] = entry
         for cid in wanted:

@@ -12,6 +12,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import update
@@ -240,7 +241,7 @@ def _claim(
     return claimed
 
 
-def family_revoked_clause(family_id: uuid.UUID) -> sa.Exists:
+def family_revoked_clause(family_id: uuid.UUID | sa.BindParameter[Any]) -> sa.Exists:
     """True when any link of the refresh-token family has been revoked."""
     return sa.exists().where(
         col(RefreshToken.family_id) == family_id, col(RefreshToken.revoked_at).is_not(None)

@@ -7,9 +7,10 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import Depends
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from app.auth.deps import CurrentStaff, ParticipantClaims
+from app.auth.principal import ParticipantPrincipal
 from app.core.db import SessionDep
 from app.core.errors import DomainError, Forbidden, Unauthorized
 from app.participants import activation
@@ -23,20 +24,43 @@ class ParticipantWithdrawn(DomainError):
     title = "Participation has ended"
 
 
+_PARTICIPANT = select(Participant, sa.false()).where(
+    Participant.id == sa.bindparam("participant_id")
+)
+_PARTICIPANT_IN_FAMILY = select(
+    Participant, activation.family_revoked_clause(sa.bindparam("family_id"))
+).where(Participant.id == sa.bindparam("participant_id"))
+
+
+def participant_row(
+    session: Session, principal: ParticipantPrincipal
+) -> tuple[Participant | None, bool]:
+    """One round trip: the participant and, for a session token, whether its family is
+    revoked. The statements are built once (building one costs more than running it)."""
+    params: dict[str, uuid.UUID] = {"participant_id": principal.participant_id}
+    statement = _PARTICIPANT
+    if principal.family_id is not None:
+        statement, params["family_id"] = _PARTICIPANT_IN_FAMILY, principal.family_id
+    row = session.exec(statement, params=params).first()
+    if row is None:
+        return None, False
+    return row[0], bool(row[1])
+
+
 def get_current_participant(session: SessionDep, principal: ParticipantClaims) -> Participant:
     """The participant behind an app token, checked against the database on every request."""
-    # One round trip: the participant and, for a session token, whether its family is revoked.
-    revoked = (
-        activation.family_revoked_clause(principal.family_id)
-        if principal.family_id is not None
-        else sa.false()
-    )
-    row = session.exec(
-        select(Participant, revoked).where(Participant.id == principal.participant_id)
-    ).first()
-    if row is None:
+    return load_participant(session, principal)
+
+
+def load_participant(session: Session, principal: ParticipantPrincipal) -> Participant:
+    """``get_current_participant`` for routes that run their own unit of work (app/core/uow.py)."""
+    return check_participant(*participant_row(session, principal))
+
+
+def check_participant(participant: Participant | None, family_revoked: bool) -> Participant:
+    """The participant a token may act for: known, not withdrawn, session not revoked."""
+    if participant is None:
         raise Unauthorized("This participant is not known")
-    participant, family_revoked = row
     # Before the session check: withdrawal also revokes every session, and the app must learn
     # that participation ended (403), not that it should ask for a new activation code (401).
     if participant.status == "withdrawn":

@@ -182,6 +182,18 @@ def protocol_definition(version: ProtocolVersion) -> ProtocolDefinition:
 _DEFINITIONS: dict[uuid.UUID, ProtocolDefinition] = {}
 
 
+def cached_definition(version_id: uuid.UUID) -> ProtocolDefinition | None:
+    return _DEFINITIONS.get(version_id)
+
+
+def remember_definition(version: ProtocolVersion) -> ProtocolDefinition:
+    definition = protocol_definition(version)
+    if len(_DEFINITIONS) > 1000:
+        _DEFINITIONS.clear()
+    _DEFINITIONS[version.id] = definition
+    return definition
+
+
 def definition_for_version(session: Session, version_id: uuid.UUID) -> ProtocolDefinition:
     """A protocol version's definition; cached, since a stored version never changes."""
     cached = _DEFINITIONS.get(version_id)
@@ -189,10 +201,7 @@ def definition_for_version(session: Session, version_id: uuid.UUID) -> ProtocolD
         version = session.get(ProtocolVersion, version_id)
         if version is None:
             raise NotFound("No such protocol version")
-        cached = protocol_definition(version)
-        if len(_DEFINITIONS) > 1000:
-            _DEFINITIONS.clear()
-        _DEFINITIONS[version_id] = cached
+        cached = remember_definition(version)
     return cached
 
 

@@ -13,11 +13,10 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from app.core.config import Settings
-from app.core.db import get_session
 from app.main import create_app
 from app.participants.models import Participant
 from app.studies.models import Site, Study
-from tests.conftest import request_sessions
+from tests.conftest import override_sessions
 from tests.factories import create_participant, create_study, staff_token
 
 
@@ -65,14 +64,12 @@ def client_for(
     stack = ExitStack()
     used: list[FastAPI] = []
 
-    override = request_sessions(connection, session)
-
     def make(settings: Settings) -> TestClient:
         key = settings.model_dump_json()
         if key not in _apps:
             _apps[key] = create_app(settings, engine=engine)
         app = _apps[key]
-        app.dependency_overrides[get_session] = override
+        override_sessions(app, connection, session)
         app.state.auth_limiter.reset()
         used.append(app)
         return stack.enter_context(TestClient(app, raise_server_exceptions=False))

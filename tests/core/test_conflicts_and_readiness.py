@@ -11,9 +11,9 @@ from sqlmodel import Session
 
 from app.auth.models import StaffUser
 from app.core.config import get_settings
-from app.core.db import SessionDep, get_session
+from app.core.db import SessionDep
 from app.main import create_app
-from tests.conftest import request_sessions
+from tests.conftest import override_sessions
 from tests.factories import create_participant, create_study
 from tests.problem_helpers import assert_problem
 
@@ -23,7 +23,7 @@ def scratch_app(engine: Engine, connection: Connection) -> FastAPI:
     """A separate app on the test transaction, free to gain test-only routes."""
     app = create_app(get_settings(), engine=engine)
 
-    app.dependency_overrides[get_session] = request_sessions(connection)
+    override_sessions(app, connection)
     return app
 
 

@@ -1,0 +1,125 @@
+"""CPU per request, in process: the app's own cost of a request, without HTTP sockets, the load
+generator or the baseline sharing the cores.
+
+The load benchmark (bench/run.py) gives the verdicts; this one is for finding where the time
+goes between runs of it. It serves the ASGI app through httpx's in-process transport on one
+event loop, one request at a time, and reports this process's CPU time per request
+(``time.process_time``: immune to other processes on the machine, unlike wall time) for:
+
+- ``GET /healthz``: the middleware and routing floor;
+- ``GET /app/v1/me``: plus participant authentication (token, one SELECT, a transaction);
+- ``POST /app/v1/diary/entries``: a single ``mg_adl`` or ``vitals`` entry.
+
+Usage::
+
+    python -m bench.cpu                      # PostgreSQL at 127.0.0.1 (database mgdiary_bench_cpu)
+    python -m bench.cpu --sqlite             # the embedded default
+    python -m bench.cpu --requests 3000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+
+from bench.payloads import random_entry_tail
+from bench.run import app_settings, recreate_database
+from bench.seed import seed
+
+
+async def _measure(
+    client: httpx.AsyncClient, make: Any, requests: int, expect: set[int]
+) -> list[float]:
+    rounds = []
+    per_round = max(1, requests // 5)
+    for _ in range(5):
+        start = time.process_time()
+        for _ in range(per_round):
+            response = await make()
+            if response.status_code not in expect:
+                raise SystemExit(f"unexpected {response.status_code}: {response.text[:300]}")
+        rounds.append((time.process_time() - start) / per_round * 1e6)
+    return rounds
+
+
+async def run(database_url: str, requests: int) -> dict[str, float]:
+    from app.main import create_app
+
+    settings = app_settings(database_url)
+    participants = seed(settings, participants=20)
+    app = create_app(settings)
+    rng = random.Random(7)
+    results: dict[str, float] = {}
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://bench") as client,
+    ):
+        headers = [{"Authorization": f"Bearer {p['token']}"} for p in participants]
+        zones = [p["time_zone"] for p in participants]
+        counter = {"n": 0}
+
+        def who() -> int:
+            counter["n"] += 1
+            return counter["n"] % len(participants)
+
+        async def healthz() -> httpx.Response:
+            return await client.get("/healthz")
+
+        async def me() -> httpx.Response:
+            return await client.get("/app/v1/me", headers=headers[who()])
+
+        async def entry() -> httpx.Response:
+            n = who()
+            tail = random_entry_tail(rng, zones[n], datetime.now(UTC), max_age_s=3600)
+            body = b'{"id":"' + str(__import__("uuid").uuid4()).encode() + tail
+            return await client.post(
+                "/app/v1/diary/entries",
+                content=body,
+                headers={**headers[n], "Content-Type": "application/json"},
+            )
+
+        for name, make, expect in (
+            ("GET /healthz", healthz, {200}),
+            ("GET /app/v1/me", me, {200}),
+            ("POST /app/v1/diary/entries", entry, {201}),
+        ):
+            await _measure(client, make, max(50, requests // 10), expect)  # warm-up
+            rounds = await _measure(client, make, requests, expect)
+            results[name] = statistics.median(rounds)
+            spread = ", ".join(f"{r:.0f}" for r in rounds)
+            print(f"  {name:32s} {results[name]:8.0f} us CPU/request  (rounds: {spread})")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sqlite", action="store_true", help="the embedded SQLite default")
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
+    parser.add_argument("--db", default="mgdiary_bench_cpu")
+    opts = parser.parse_args(argv)
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    if opts.sqlite:
+        url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='mgdiary-bench-cpu-')) / 'cpu.sqlite3'}"
+    else:
+        recreate_database(opts.pg, opts.db)
+        url = opts.pg.replace("postgresql://", "postgresql+psycopg://", 1) + f"/{opts.db}"
+    print(f"CPU per request, in process, on {url.split('://')[0]} ({opts.requests} requests each)")
+    asyncio.run(run(url, opts.requests))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

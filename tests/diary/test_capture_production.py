@@ -1,0 +1,209 @@
+"""Diary capture's production paths (app/diary/capture.py) on a database where requests really
+commit: PostgreSQL through psycopg's pipelined connections, SQLite through a session in one
+thread hop.
+
+Everything else in the suite runs capture through the session path on a rolled-back test
+transaction; these tests prove the production path stores, deduplicates, replays, keeps
+conflicts, rolls back on a fault and refuses the participants the session path refuses.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from app.audit.models import AuditEvent
+from app.core.config import get_settings
+from app.diary import service as diary_service
+from app.diary.capture import PostgresCapture, SessionCapture
+from app.diary.models import DiaryConflict, DiaryEntry, DiaryEntryVersion
+from app.main import create_app
+from app.participants.models import Participant
+from tests.factories import bearer, create_participant, create_study, participant_token
+from tests.scratch_database import scratch_engines
+
+
+@pytest.fixture(scope="module")
+def scratch_engine() -> Iterator[Engine]:
+    with scratch_engines(1) as (engine,):
+        yield engine
+
+
+@pytest.fixture
+def client(scratch_engine: Engine) -> Iterator[TestClient]:
+    app = create_app(get_settings(), engine=scratch_engine)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def participant(scratch_engine: Engine) -> Participant:
+    with Session(scratch_engine, expire_on_commit=False) as session:
+        study, sites = create_study(session)
+        participant, _ = create_participant(
+            session, study=study, site=sites["X"], enrolled_on=datetime.now(UTC).date()
+        )
+        session.commit()
+    return participant
+
+
+def _entry(**data: Any) -> dict[str, Any]:
+    recorded = datetime.now(UTC) - timedelta(minutes=5)
+    return {
+        "id": str(uuid.uuid4()),
+        "kind": "vitals",
+        "recorded_at": recorded.isoformat(),
+        "time_zone": "Europe/Berlin",
+        "data": data or {"temperature_c": 37.1, "heart_rate_bpm": 72},
+    }
+
+
+def _stored(engine: Engine, participant: Participant) -> tuple[int, int, int]:
+    with Session(engine) as session:
+        entries = session.exec(
+            select(func.count())
+            .select_from(DiaryEntry)
+            .where(DiaryEntry.participant_id == participant.id)
+        ).one()
+        versions = session.exec(
+            select(func.count())
+            .select_from(DiaryEntryVersion)
+            .where(DiaryEntryVersion.participant_id == participant.id)
+        ).one()
+        audits = session.exec(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.participant_id == participant.id)
+        ).one()
+    return entries, versions, audits
+
+
+def test_the_production_path_is_the_one_this_database_calls_for(
+    client: TestClient, scratch_engine: Engine
+) -> None:
+    capture = client.app.state.capture  # type: ignore[attr-defined]
+    if scratch_engine.dialect.name == "postgresql":
+        assert isinstance(capture, PostgresCapture)
+    else:
+        assert isinstance(capture, SessionCapture)
+
+
+def test_an_acknowledged_entry_and_batch_are_committed(
+    client: TestClient, scratch_engine: Engine, participant: Participant
+) -> None:
+    headers = bearer(participant_token(participant))
+    _, _, audits_before = _stored(scratch_engine, participant)
+    single = _entry()
+    created = client.post("/app/v1/diary/entries", json=single, headers=headers)
+    assert created.status_code == 201, created.text
+    again = client.post("/app/v1/diary/entries", json=single, headers=headers)
+    assert again.status_code == 200
+    assert again.json() == created.json()
+
+    batch = [_entry() for _ in range(20)] + [single]
+    synced = client.post("/app/v1/diary/sync", json={"entries": batch}, headers=headers)
+    assert synced.status_code == 200, synced.text
+    statuses = [r["status"] for r in synced.json()["results"]]
+    assert statuses == ["created"] * 20 + ["duplicate"]
+    # Read back on other connections: committed, once each, one audit row per entry.
+    assert _stored(scratch_engine, participant) == (21, 21, audits_before + 21)
+
+
+def test_a_server_fault_mid_batch_commits_nothing(
+    client: TestClient,
+    scratch_engine: Engine,
+    participant: Participant,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    headers = bearer(participant_token(participant))
+    before = _stored(scratch_engine, participant)
+    staged = diary_service.Ingestor.staged
+    calls = {"n": 0}
+
+    def poisoned(self: diary_service.Ingestor) -> list[Any]:
+        rows = staged(self)
+        calls["n"] += 1
+        # The last table's rows break a constraint: the earlier inserts went out, then fail.
+        table, last = rows[-1]
+        return [*rows, (table, [dict(last[0])])]
+
+    monkeypatch.setattr(diary_service.Ingestor, "staged", poisoned)
+    response = client.post(
+        "/app/v1/diary/sync", json={"entries": [_entry() for _ in range(5)]}, headers=headers
+    )
+    assert calls["n"] == 1
+    assert response.status_code == 409
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "Traceback" not in response.text
+    # ... and rolled back: nothing of the batch is stored.
+    assert _stored(scratch_engine, participant) == before
+
+
+def test_a_withdrawn_participant_is_refused_on_the_production_path(
+    client: TestClient, scratch_engine: Engine, participant: Participant
+) -> None:
+    with Session(scratch_engine) as session:
+        row = session.get(Participant, participant.id)
+        assert row is not None
+        row.status = "withdrawn"
+        session.add(row)
+        session.commit()
+    response = client.post(
+        "/app/v1/diary/entries", json=_entry(), headers=bearer(participant_token(participant))
+    )
+    assert response.status_code == 403
+    assert response.json()["code"] == "participant_withdrawn"
+
+
+def test_idempotency_key_replay_and_reuse_on_the_production_path(
+    client: TestClient, scratch_engine: Engine, participant: Participant
+) -> None:
+    headers = {**bearer(participant_token(participant)), "Idempotency-Key": "key-1"}
+    body = _entry()
+    first = client.post("/app/v1/diary/entries", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    replay = client.post("/app/v1/diary/entries", json=body, headers=headers)
+    assert replay.status_code == 201
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.json() == first.json()
+    reused = client.post("/app/v1/diary/entries", json=_entry(), headers=headers)
+    assert reused.status_code == 422
+    assert reused.json()["code"] == "idempotency_key_reused"
+    assert _stored(scratch_engine, participant)[0] == 1
+
+
+def test_a_conflicting_entry_is_kept_for_review_on_the_production_path(
+    client: TestClient, scratch_engine: Engine, participant: Participant
+) -> None:
+    headers = bearer(participant_token(participant))
+    body = _entry()
+    assert client.post("/app/v1/diary/entries", json=body, headers=headers).status_code == 201
+    changed = {**body, "data": {"temperature_c": 38.4, "heart_rate_bpm": 90}}
+    conflict = client.post("/app/v1/diary/entries", json=changed, headers=headers)
+    assert conflict.status_code == 409
+    assert conflict.json()["code"] == "entry_conflict"
+    with Session(scratch_engine) as session:
+        kept = session.exec(
+            select(DiaryConflict).where(DiaryConflict.participant_id == participant.id)
+        ).all()
+    assert [c.client_entry_id for c in kept] == [uuid.UUID(body["id"])]
+    assert kept[0].payload["data"]["temperature_c"] == 38.4
+
+
+def test_an_invalid_entry_stores_nothing_on_the_production_path(
+    client: TestClient, scratch_engine: Engine, participant: Participant
+) -> None:
+    headers = bearer(participant_token(participant))
+    before = _stored(scratch_engine, participant)
+    bad = client.post("/app/v1/diary/entries", json=_entry(temperature_c=60.0), headers=headers)
+    assert bad.status_code == 422
+    assert "temperature_c" in str(bad.json()["errors"])
+    assert _stored(scratch_engine, participant) == before
