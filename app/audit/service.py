@@ -14,6 +14,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from app.audit.models import AuditEvent
 from app.core.requestid import current_request_id
+from app.core.rows import new_row
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,12 @@ class Actor:
 SYSTEM = Actor(type="system", id="mgdiary", role="system")
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def _jsonable(value: Any) -> Any:
+    if type(value) in _PLAIN:  # most values: answered before the isinstance checks
+        return value
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, uuid.UUID):
@@ -56,6 +62,32 @@ def diff(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[st
     return changes
 
 
+def _values(
+    actor: Actor,
+    action: str,
+    entity_type: str,
+    entity_id: uuid.UUID | str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    reason: str | None,
+    study_id: uuid.UUID | None,
+    participant_id: uuid.UUID | None,
+) -> dict[str, Any]:
+    return {
+        "actor_type": actor.type,
+        "actor_id": actor.id,
+        "actor_role": actor.role,
+        "action": action,
+        "entity_type": entity_type,
+        "entity_id": str(entity_id),
+        "study_id": study_id,
+        "participant_id": participant_id,
+        "changes": diff(before, after),
+        "reason": reason,
+        "request_id": current_request_id(),
+    }
+
+
 def build(
     *,
     actor: Actor,
@@ -68,20 +100,12 @@ def build(
     study_id: uuid.UUID | None = None,
     participant_id: uuid.UUID | None = None,
 ) -> AuditEvent:
-    """An audit event, not yet added to a session (for bulk inserts in the same transaction)."""
-    return AuditEvent(
-        actor_type=actor.type,
-        actor_id=actor.id,
-        actor_role=actor.role,
-        action=action,
-        entity_type=entity_type,
-        entity_id=str(entity_id),
-        study_id=study_id,
-        participant_id=participant_id,
-        changes=diff(before, after),
-        reason=reason,
-        request_id=current_request_id(),
+    """An audit event's row values (app/core/rows.py), for bulk inserts in the same
+    transaction; ``record`` writes one through the session."""
+    values = _values(
+        actor, action, entity_type, entity_id, before, after, reason, study_id, participant_id
     )
+    return new_row(AuditEvent, **values)
 
 
 def record(
@@ -98,17 +122,10 @@ def record(
     participant_id: uuid.UUID | None = None,
 ) -> AuditEvent:
     """Write an audit event in the caller's transaction."""
-    event = build(
-        actor=actor,
-        action=action,
-        entity_type=entity_type,
-        entity_id=entity_id,
-        before=before,
-        after=after,
-        reason=reason,
-        study_id=study_id,
-        participant_id=participant_id,
+    values = _values(
+        actor, action, entity_type, entity_id, before, after, reason, study_id, participant_id
     )
+    event = AuditEvent(**values)
     session.add(event)
     session.flush()
     return event

@@ -43,7 +43,9 @@ class Insert:
         columns = [table.c[k] for k in keys]
         names = ", ".join(DIALECT.identifier_preparer.quote(c.name) for c in columns)
         values = ", ".join(f"%({k})s" for k in keys)
-        self.sql = f"INSERT INTO {DIALECT.identifier_preparer.format_table(table)} ({names}) VALUES ({values})"  # noqa: E501
+        target = DIALECT.identifier_preparer.format_table(table)
+        self.sql = f"INSERT INTO {target} ({names}) VALUES ({values})"
+        self.copy_sql = f"COPY {target} ({names}) FROM STDIN"
         self.processors = [(k, p) for k, c in zip(keys, columns, strict=True) if (p := _bind(c))]
 
     def params(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -75,6 +77,21 @@ async def insert_rows(
             await cursor.execute(statement.sql, statement.params(group[0]))
         else:
             await cursor.executemany(statement.sql, [statement.params(r) for r in group])
+
+
+async def copy_rows(
+    cursor: AsyncCursor[Any], table: sa.Table, rows: Sequence[dict[str, Any]]
+) -> None:
+    """COPY the rows in (text format; grouped by their keys): one round trip per group."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row), []).append(row)
+    for keys, group in groups.items():
+        statement = insert_for(table, keys)
+        async with cursor.copy(statement.copy_sql) as copy:
+            for row in group:
+                values = statement.params(row)
+                await copy.write_row([values[k] for k in keys])
 
 
 class Query:

@@ -59,6 +59,8 @@ from app.studies.models import ProtocolVersion
 from app.studies.protocol import ProtocolDefinition
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
+#: Above this many rows a request's inserts go in with COPY (PostgreSQL).
+COPY_FROM_ROWS = 64
 Existing = dict[uuid.UUID, tuple[DiaryEntry, DiaryEntryVersion]]
 
 
@@ -434,32 +436,53 @@ class PostgresCapture:
         return lambda p: studies_service.cached_definition(p.protocol_version_id)
 
     async def _write(self, conn: AsyncConnection[Any], decision: Decision) -> None:
+        """A few rows (a single entry): INSERTs and the COMMIT in one pipelined round trip.
+        Many (a sync batch, a day's intraday steps): COPY per table, then COMMIT."""
+        many = sum(len(rows) for _, rows in decision.rows) > COPY_FROM_ROWS
         async with conn.cursor() as cursor:
-            for table, rows in decision.rows:
-                await rawpg.insert_rows(cursor, table, rows)
-            if decision.idempotency_delete is not None:
-                await cursor.execute(
-                    "DELETE FROM idempotency_record WHERE id = %s", (decision.idempotency_delete,)
-                )
-            if decision.idempotency_insert is not None:
-                await rawpg.insert_rows(cursor, _IDEMPOTENCY_TABLE, [decision.idempotency_insert])
-        await conn.commit()
+            if many:
+                for table, rows in decision.rows:
+                    await rawpg.copy_rows(cursor, table, rows)
+            async with conn.pipeline():
+                if not many:
+                    for table, rows in decision.rows:
+                        await rawpg.insert_rows(cursor, table, rows)
+                if decision.idempotency_delete is not None:
+                    await cursor.execute(
+                        "DELETE FROM idempotency_record WHERE id = %s",
+                        (decision.idempotency_delete,),
+                    )
+                if decision.idempotency_insert is not None:
+                    await rawpg.insert_rows(
+                        cursor, _IDEMPOTENCY_TABLE, [decision.idempotency_insert]
+                    )
+                await conn.commit()
+
+    async def _read(
+        self,
+        conn: AsyncConnection[Any],
+        principal: ParticipantPrincipal,
+        ids: list[uuid.UUID],
+        key: str | None,
+    ) -> tuple[Snapshot, Any]:
+        async with conn.pipeline():
+            snapshot = await self._snapshot(conn, principal, ids, key)
+            protocols = await self._protocols(conn, snapshot)
+        return snapshot, protocols
 
     async def entry(
         self, principal: ParticipantPrincipal, raw: dict[str, Any], key: str | None
     ) -> JSONResponse:
-        async with self.pool.connection() as conn, conn.pipeline():
-            snapshot = await self._snapshot(conn, principal, client_ids([raw]), key)
-            protocols = await self._protocols(conn, snapshot)
+        async with self.pool.connection() as conn:
+            snapshot, protocols = await self._read(conn, principal, client_ids([raw]), key)
             decision = decide_entry(snapshot, protocols, raw, key)
             await self._write(conn, decision)
         response: JSONResponse = decision.response
         return response
 
     async def sync(self, principal: ParticipantPrincipal, raws: list[Any]) -> SyncResponse:
-        async with self.pool.connection() as conn, conn.pipeline():
-            snapshot = await self._snapshot(conn, principal, client_ids(raws), None)
-            protocols = await self._protocols(conn, snapshot)
+        async with self.pool.connection() as conn:
+            snapshot, protocols = await self._read(conn, principal, client_ids(raws), None)
             decision = decide_sync(snapshot, protocols, raws)
             await self._write(conn, decision)
         response: SyncResponse = decision.response

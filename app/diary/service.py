@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from functools import cache
+from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -27,6 +28,7 @@ from app.audit.models import AuditEvent
 from app.audit.service import Actor
 from app.core.errors import Conflict, InvalidInput
 from app.core.models import utcnow
+from app.core.rows import Row, model_of, new_row
 from app.diary.models import (
     DiaryConflict,
     DiaryEntry,
@@ -81,15 +83,23 @@ def _score(data: Payload, protocol: ProtocolDefinition) -> dict[str, Any] | None
 
 
 def _typed_rows(
-    version: DiaryEntryVersion, data: Payload, score: dict[str, Any] | None
+    version: DiaryEntryVersion,
+    data: Payload,
+    score: dict[str, Any] | None,
+    make: Callable[..., Any] = new_row,
 ) -> list[Any]:
+    """The kind's typed rows: ``Row`` values for bulk inserts by default, or (``make=_orm``)
+    table objects for a session."""
     pid, vid = version.participant_id, version.id
     if isinstance(data, MgAdlData):
         assert score is not None
-        return [MgAdlResponse(version_id=vid, participant_id=pid, **data.model_dump(), **score)]
+        return [
+            make(MgAdlResponse, version_id=vid, participant_id=pid, **data.model_dump(), **score)
+        ]
     if isinstance(data, VitalsData):
         return [
-            VitalSign(
+            make(
+                VitalSign,
                 version_id=vid,
                 participant_id=pid,
                 temperature_c=data.celsius(),
@@ -103,7 +113,8 @@ def _typed_rows(
         ]
     if isinstance(data, SymptomsData):
         return [
-            SymptomReport(
+            make(
+                SymptomReport,
                 version_id=vid,
                 participant_id=pid,
                 code=s.code,
@@ -115,7 +126,8 @@ def _typed_rows(
     if isinstance(data, MedicationDoseData):
         entry = formulary.lookup(data.medication)
         return [
-            MedicationDose(
+            make(
+                MedicationDose,
                 version_id=vid,
                 participant_id=pid,
                 medication_code=entry.code if entry else None,
@@ -129,7 +141,8 @@ def _typed_rows(
         ]
     if isinstance(data, StepsData):
         rows: list[Any] = [
-            StepCount(
+            make(
+                StepCount,
                 version_id=vid,
                 participant_id=pid,
                 step_date=data.date,
@@ -138,11 +151,15 @@ def _typed_rows(
             )
         ]
         rows += [
-            StepInterval(version_id=vid, start_at=i.start, end_at=i.end, count=i.count)
+            make(StepInterval, version_id=vid, start_at=i.start, end_at=i.end, count=i.count)
             for i in data.intervals or []
         ]
         return rows
     return []
+
+
+def _orm(model: type[Any], **values: Any) -> Any:
+    return model(**values)
 
 
 def _new_version(
@@ -170,7 +187,7 @@ def _new_version(
     )
     session.add(row)
     session.flush()
-    session.add_all(_typed_rows(row, data, score))
+    session.add_all(_typed_rows(row, data, score, make=_orm))
     return row
 
 
@@ -187,14 +204,25 @@ _DATABASE_FILLED = frozenset({"seq", "txid"})
 
 
 def row_of(obj: Any) -> dict[str, Any]:
-    """A table object's column values for a Core bulk insert (database-filled keys left out)."""
+    """A table object's (or ``Row``'s) column values for a Core bulk insert, database-filled
+    keys left out."""
+    skip = _filled_keys(cast(Any, model_of(obj)))
+    if isinstance(obj, Row):
+        return {k: v for k, v in obj.items() if v is not None or k not in skip}
     row = {}
     for column in obj.__table__.columns:
         value = getattr(obj, column.key)
-        if value is None and (column.key in _DATABASE_FILLED or column.primary_key):
+        if value is None and column.key in skip:
             continue
         row[column.key] = value
     return row
+
+
+@cache
+def _filled_keys(model: type[Any]) -> frozenset[str]:
+    """Columns the database fills when an insert leaves them out (when they are None)."""
+    columns = model.__table__.columns
+    return frozenset(c.key for c in columns if c.key in _DATABASE_FILLED or c.primary_key)
 
 
 #: The tables an ingest writes, in foreign-key order.
@@ -247,7 +275,7 @@ class Ingestor:
 
     def _stage(self, *objects: Any) -> None:
         for obj in objects:
-            self._pending.setdefault(type(obj), []).append(obj)
+            self._pending.setdefault(model_of(obj), []).append(obj)
 
     def staged(self) -> list[tuple[sa.Table, list[dict[str, Any]]]]:
         """Take the staged rows: per table, in foreign-key order, as column values (database-
@@ -346,7 +374,8 @@ class Ingestor:
 
     def _create(self, valid: ValidEntry) -> tuple[DiaryEntry, DiaryEntryVersion]:
         env = valid.envelope
-        entry = DiaryEntry(
+        entry = new_row(
+            DiaryEntry,
             participant_id=self.participant.id,
             study_id=self.participant.study_id,
             client_entry_id=env.id,
@@ -360,11 +389,12 @@ class Ingestor:
             flags=valid.flags,
         )
         score = _score(valid.data, self.protocol)
-        version = DiaryEntryVersion(
+        version = new_row(
+            DiaryEntryVersion,
             entry_id=entry.id,
             participant_id=entry.participant_id,
             version=1,
-            data=canonical_data(valid.data),
+            data=valid.canonical,
             score=score,
             actor_type=self.actor.type,
             actor_id=self.actor.id,
@@ -397,7 +427,8 @@ class Ingestor:
     def _record_conflict(
         self, existing: DiaryEntry, raw: dict[str, Any], valid: ValidEntry
     ) -> None:
-        conflict = DiaryConflict(
+        conflict = new_row(
+            DiaryConflict,
             participant_id=existing.participant_id,
             study_id=existing.study_id,
             entry_id=existing.id,

@@ -42,6 +42,8 @@ class ValidEntry:
     offset_minutes: int
     flags: list[str]
     content_hash: str
+    #: ``canonical_data(data)``, computed once.
+    canonical: dict[str, Any]
 
 
 def canonical_data(data: Payload) -> dict[str, Any]:
@@ -130,12 +132,13 @@ def validate_entry(
     if local.utcoffset() != offset:
         flags.append("offset_mismatch")
     offset_minutes = int(offset.total_seconds() // 60)
+    canonical = canonical_data(data)
     content_hash = _hash(
         {
             "kind": envelope.kind,
             "recorded_at": recorded.isoformat(),
             "time_zone": envelope.time_zone,
-            "data": canonical_data(data),
+            "data": canonical,
         }
     )
-    return ValidEntry(envelope, data, diary_date, offset_minutes, flags, content_hash)
+    return ValidEntry(envelope, data, diary_date, offset_minutes, flags, content_hash, canonical)

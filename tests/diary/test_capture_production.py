@@ -13,18 +13,19 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from app.audit.models import AuditEvent
 from app.core.config import get_settings
 from app.diary import service as diary_service
 from app.diary.capture import PostgresCapture, SessionCapture
-from app.diary.models import DiaryConflict, DiaryEntry, DiaryEntryVersion
+from app.diary.models import DiaryConflict, DiaryEntry, DiaryEntryVersion, StepInterval
 from app.main import create_app
 from app.participants.models import Participant
 from tests.factories import bearer, create_participant, create_study, participant_token
@@ -207,3 +208,42 @@ def test_an_invalid_entry_stores_nothing_on_the_production_path(
     assert bad.status_code == 422
     assert "temperature_c" in str(bad.json()["errors"])
     assert _stored(scratch_engine, participant) == before
+
+
+def test_a_day_of_intraday_steps_is_stored_whole(
+    client: TestClient, scratch_engine: Engine, participant: Participant
+) -> None:
+    """1,440 one-minute samples: the bulk path (COPY on PostgreSQL) stores every one."""
+    headers = bearer(participant_token(participant))
+    zone = ZoneInfo("Europe/Berlin")
+    today = datetime.now(zone).date()
+    midnight = datetime(today.year, today.month, today.day, tzinfo=zone)
+    samples = [
+        {
+            "start": (midnight + timedelta(minutes=m)).isoformat(),
+            "end": (midnight + timedelta(minutes=m + 1)).isoformat(),
+            "count": m % 7,
+        }
+        for m in range(1440)
+    ]
+    body = {
+        **_entry(),
+        "kind": "steps",
+        "data": {
+            "date": today.isoformat(),
+            "count": sum(s["count"] for s in samples),
+            "source": "healthkit:iphone",
+            "intervals": samples,
+        },
+    }
+    created = client.post("/app/v1/diary/entries", json=body, headers=headers)
+    assert created.status_code == 201, created.text
+    with Session(scratch_engine) as session:
+        stored = session.exec(
+            select(StepInterval.count, StepInterval.start_at)
+            .join(DiaryEntryVersion, col(DiaryEntryVersion.id) == StepInterval.version_id)
+            .where(DiaryEntryVersion.participant_id == participant.id)
+            .order_by(col(StepInterval.start_at))
+        ).all()
+    assert [count for count, _ in stored] == [s["count"] for s in samples]
+    assert stored[0][1] == midnight.astimezone(UTC)

@@ -1,0 +1,58 @@
+"""Table rows as plain values, for the bulk write paths.
+
+Building a SQLModel table object costs 50-80 microseconds here (pydantic plus SQLAlchemy's
+instance state), and the capture path builds four or more per diary entry only to turn them
+into column values for a multi-row INSERT. ``new_row`` builds those values directly, with the
+model's own Python-side defaults (ids, timestamps), as a ``Row``: a dict that also answers
+attribute access, so code that reads ``entry.diary_date`` works on either.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, TypeVar, cast
+
+from pydantic_core import PydanticUndefined
+
+T = TypeVar("T")
+
+
+class Row(dict[str, Any]):
+    """Column values by column key, readable as attributes too; ``model`` is the table's."""
+
+    __slots__ = ("model",)
+    model: type[Any]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+@cache
+def _defaults(model: type[Any]) -> tuple[tuple[str, Any, Any], ...]:
+    out = []
+    for column in model.__table__.columns:
+        info = model.model_fields.get(column.key)
+        if info is None:
+            continue
+        default = None if info.default is PydanticUndefined else info.default
+        out.append((column.key, default, info.default_factory))
+    return tuple(out)
+
+
+def new_row(model: type[T], **values: Any) -> T:
+    """A row of ``model``'s table: ``values`` plus the model's defaults for the other columns.
+
+    Typed as the model for its readers; it is a ``Row`` and is never added to a session."""
+    row = Row(values)
+    row.model = model
+    for key, default, factory in _defaults(cast(Any, model)):
+        if key not in row:
+            row[key] = factory() if factory is not None else default
+    return cast(T, row)
+
+
+def model_of(obj: Any) -> type[Any]:
+    return obj.model if isinstance(obj, Row) else type(obj)
