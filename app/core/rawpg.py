@@ -44,7 +44,9 @@ class Insert:
         names = ", ".join(DIALECT.identifier_preparer.quote(c.name) for c in columns)
         values = ", ".join(f"%({k})s" for k in keys)
         target = DIALECT.identifier_preparer.format_table(table)
-        self.sql = f"INSERT INTO {target} ({names}) VALUES ({values})"
+        self.keys = keys
+        self.head = f"INSERT INTO {target} ({names})"
+        self.sql = f"{self.head} VALUES ({values})"
         self.copy_sql = f"COPY {target} ({names}) FROM STDIN"
         self.processors = [(k, p) for k, c in zip(keys, columns, strict=True) if (p := _bind(c))]
 
@@ -79,6 +81,59 @@ async def insert_rows(
             await cursor.executemany(statement.sql, [statement.params(r) for r in group])
 
 
+def _groups(
+    parts: Sequence[tuple[sa.Table, Sequence[dict[str, Any]]]],
+) -> list[tuple[Insert, list[dict[str, Any]]]]:
+    out: list[tuple[Insert, list[dict[str, Any]]]] = []
+    for table, rows in parts:
+        by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in rows:
+            by_keys.setdefault(tuple(row), []).append(row)
+        out += [(insert_for(table, keys), group) for keys, group in by_keys.items()]
+    return out
+
+
+@cache
+def _multi_sql(shape: tuple[tuple[Insert, int], ...]) -> str:
+    statements = []
+    for n, (insert, count) in enumerate(shape):
+        rows = ", ".join(
+            "(" + ", ".join(f"%(p{n}_{r}_{c})s" for c in range(len(insert.keys))) + ")"
+            for r in range(count)
+        )
+        statements.append(f"{insert.head} VALUES {rows}")
+    *ctes, last = statements
+    if not ctes:
+        return last
+    return "WITH " + ", ".join(f"w{n} AS ({sql})" for n, sql in enumerate(ctes)) + " " + last
+
+
+def multi_insert(
+    parts: Sequence[tuple[sa.Table, Sequence[dict[str, Any]]]],
+) -> tuple[str, dict[str, Any]] | None:
+    """All the rows, of several tables, as ONE statement (data-modifying CTEs): atomic on its
+    own, so on an autocommit connection it needs no BEGIN or COMMIT. Foreign keys are checked
+    at the end of the statement, so parents and children may go in together. For a few rows
+    (a single entry); many go in with COPY. None when there is nothing to insert."""
+    groups = _groups(parts)
+    if not groups:
+        return None
+    params: dict[str, Any] = {}
+    for n, (insert, rows) in enumerate(groups):
+        for r, row in enumerate(rows):
+            values = insert.params(row)
+            for c, key in enumerate(insert.keys):
+                params[f"p{n}_{r}_{c}"] = values[key]
+    return _multi_sql(tuple((insert, len(rows)) for insert, rows in groups)), params
+
+
+class Nullable:
+    """A ``Query`` entity that may be absent (the right side of a LEFT JOIN)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+
 async def copy_rows(
     cursor: AsyncCursor[Any], table: sa.Table, rows: Sequence[dict[str, Any]]
 ) -> None:
@@ -106,13 +161,20 @@ class Query:
         params: dict[str, sa.types.TypeEngine[Any]],
     ) -> None:
         columns: list[sa.ColumnElement[Any]] = []
-        self.groups: list[tuple[Any, list[tuple[str, Processor]]]] = []
+        #: (model or None for a single column, may be absent, columns with processors)
+        self.groups: list[tuple[Any, bool, list[tuple[str, Processor]]]] = []
         for entity in entities:
-            table = getattr(entity, "__table__", None)
-            group = list(table.columns) if table is not None else [entity]
+            nullable = isinstance(entity, Nullable)
+            model = entity.model if nullable else entity
+            table = getattr(model, "__table__", None)
+            group = list(table.columns) if table is not None else [model]
             columns += group
             self.groups.append(
-                (entity if table is not None else None, [(c.key, _result(c)) for c in group])
+                (
+                    model if table is not None else None,
+                    nullable,
+                    [(c.key, _result(c)) for c in group],
+                )
             )
         statement = build(sa.select(*columns))
         self.sql = statement.compile(dialect=DIALECT).string
@@ -132,13 +194,18 @@ class Query:
     def decode(self, row: Sequence[Any]) -> list[Any]:
         out: list[Any] = []
         position = 0
-        for model, columns in self.groups:
+        for model, nullable, columns in self.groups:
             values = {}
             for key, process in columns:
                 value = row[position]
                 position += 1
                 values[key] = process(value) if process is not None and value is not None else value
-            out.append(model(**values) if model is not None else next(iter(values.values())))
+            if model is None:
+                out.append(next(iter(values.values())))
+            elif nullable and all(v is None for v in values.values()):
+                out.append(None)
+            else:
+                out.append(model(**values))
         return out
 
     async def send(

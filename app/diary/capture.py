@@ -328,42 +328,46 @@ def _protocols(session: Session) -> Any:
 
 # --- PostgreSQL: psycopg, pipelined --------------------------------------------------------------
 
-_PG_PARTICIPANT = rawpg.Query(
+#: Every read of a capture request in one statement: the participant (with whether the token's
+#: session family is revoked), each entry the request may repeat with its current version, and
+#: the Idempotency-Key record. One row per existing entry (or one row with NULLs).
+_PG_READ = rawpg.Query(
     [
         Participant,
         activation.family_revoked_clause(sa.bindparam("family_id", type_=sa.Uuid())).label(
             "family_revoked"
         ),
+        rawpg.Nullable(DiaryEntry),
+        rawpg.Nullable(DiaryEntryVersion),
+        rawpg.Nullable(IdempotencyRecord),
     ],
-    lambda s: s.where(col(Participant.id) == sa.bindparam("participant_id", type_=sa.Uuid())),
-    {"participant_id": sa.Uuid(), "family_id": sa.Uuid()},
-)
-_PG_EXISTING = rawpg.Query(
-    [DiaryEntry, DiaryEntryVersion],
     lambda s: (
-        s.select_from(DiaryEntry)
-        .join(
+        s.select_from(Participant)
+        .outerjoin(
+            DiaryEntry,
+            sa.and_(
+                col(DiaryEntry.participant_id) == Participant.id,
+                col(DiaryEntry.client_entry_id)
+                == sa.any_(sa.bindparam("client_ids", type_=sa.ARRAY(sa.Uuid()))),
+            ),
+        )
+        .outerjoin(
             DiaryEntryVersion,
             sa.and_(
                 col(DiaryEntryVersion.entry_id) == DiaryEntry.id,
                 col(DiaryEntryVersion.version) == DiaryEntry.current_version,
             ),
         )
-        .where(
-            col(DiaryEntry.participant_id) == sa.bindparam("participant_id", type_=sa.Uuid()),
-            col(DiaryEntry.client_entry_id)
-            == sa.any_(sa.bindparam("client_ids", type_=sa.ARRAY(sa.Uuid()))),
+        .outerjoin(
+            IdempotencyRecord,
+            sa.and_(
+                col(IdempotencyRecord.participant_id) == Participant.id,
+                col(IdempotencyRecord.key) == sa.bindparam("key", type_=sa.String()),
+            ),
         )
+        .where(col(Participant.id) == sa.bindparam("participant_id", type_=sa.Uuid()))
     ),
-    {"participant_id": sa.Uuid()},
-)
-_PG_IDEMPOTENCY = rawpg.Query(
-    [IdempotencyRecord],
-    lambda s: s.where(
-        col(IdempotencyRecord.participant_id) == sa.bindparam("participant_id", type_=sa.Uuid()),
-        col(IdempotencyRecord.key) == sa.bindparam("key", type_=sa.String()),
-    ),
-    {"participant_id": sa.Uuid()},
+    {"participant_id": sa.Uuid(), "family_id": sa.Uuid()},
 )
 _PG_PROTOCOL = rawpg.Query(
     [ProtocolVersion],
@@ -401,26 +405,19 @@ class PostgresCapture:
         ids: list[uuid.UUID],
         key: str | None,
     ) -> Snapshot:
-        # Queued together: one round trip (with the BEGIN) for every read of the request.
-        pid = principal.participant_id
-        who = await _PG_PARTICIPANT.send(
-            conn, {"participant_id": pid, "family_id": principal.family_id}
-        )
-        old = await _PG_EXISTING.send(conn, {"participant_id": pid, "client_ids": ids})
-        idem = (
-            await _PG_IDEMPOTENCY.send(conn, {"participant_id": pid, "key": key})
-            if key is not None
-            else None
-        )
-        row = await who.fetchone()
-        participant, revoked = _PG_PARTICIPANT.decode(row) if row else (None, False)
+        params = {
+            "participant_id": principal.participant_id,
+            "family_id": principal.family_id,
+            "client_ids": ids,
+            "key": key,
+        }
+        cursor = await _PG_READ.send(conn, params)
+        participant, revoked, record = None, False, None
         existing: Existing = {}
-        for found in await old.fetchall():
-            entry, version = _PG_EXISTING.decode(found)
-            existing[entry.client_entry_id] = (entry, version)
-        record = None
-        if idem is not None and (found := await idem.fetchone()) is not None:
-            (record,) = _PG_IDEMPOTENCY.decode(found)
+        for found in await cursor.fetchall():
+            participant, revoked, entry, version, record = _PG_READ.decode(found)
+            if entry is not None:
+                existing[entry.client_entry_id] = (entry, version)
         return Snapshot(participant, bool(revoked), existing, record)
 
     async def _protocols(self, conn: AsyncConnection[Any], snapshot: Snapshot) -> Any:
@@ -436,27 +433,27 @@ class PostgresCapture:
         return lambda p: studies_service.cached_definition(p.protocol_version_id)
 
     async def _write(self, conn: AsyncConnection[Any], decision: Decision) -> None:
-        """A few rows (a single entry): INSERTs and the COMMIT in one pipelined round trip.
-        Many (a sync batch, a day's intraday steps): COPY per table, then COMMIT."""
-        many = sum(len(rows) for _, rows in decision.rows) > COPY_FROM_ROWS
+        """The connection is in autocommit mode. A few rows (a single entry): ONE multi-table
+        INSERT statement, atomic by itself, no BEGIN or COMMIT. Many (a sync batch, a day of
+        intraday steps): COPY per table inside one transaction."""
+        parts = list(decision.rows)
+        if decision.idempotency_insert is not None:
+            parts.append((_IDEMPOTENCY_TABLE, [decision.idempotency_insert]))
         async with conn.cursor() as cursor:
-            if many:
-                for table, rows in decision.rows:
+            if decision.idempotency_delete is not None:
+                # An expired key, freed before it is stored again (its own statement: a
+                # unique key cannot be deleted and re-inserted inside one statement).
+                await cursor.execute(
+                    "DELETE FROM idempotency_record WHERE id = %s", (decision.idempotency_delete,)
+                )
+            if sum(len(rows) for _, rows in parts) <= COPY_FROM_ROWS:
+                statement = rawpg.multi_insert(parts)
+                if statement is not None:
+                    await cursor.execute(*statement)
+                return
+            async with conn.transaction():
+                for table, rows in parts:
                     await rawpg.copy_rows(cursor, table, rows)
-            async with conn.pipeline():
-                if not many:
-                    for table, rows in decision.rows:
-                        await rawpg.insert_rows(cursor, table, rows)
-                if decision.idempotency_delete is not None:
-                    await cursor.execute(
-                        "DELETE FROM idempotency_record WHERE id = %s",
-                        (decision.idempotency_delete,),
-                    )
-                if decision.idempotency_insert is not None:
-                    await rawpg.insert_rows(
-                        cursor, _IDEMPOTENCY_TABLE, [decision.idempotency_insert]
-                    )
-                await conn.commit()
 
     async def _read(
         self,
@@ -465,10 +462,8 @@ class PostgresCapture:
         ids: list[uuid.UUID],
         key: str | None,
     ) -> tuple[Snapshot, Any]:
-        async with conn.pipeline():
-            snapshot = await self._snapshot(conn, principal, ids, key)
-            protocols = await self._protocols(conn, snapshot)
-        return snapshot, protocols
+        snapshot = await self._snapshot(conn, principal, ids, key)
+        return snapshot, await self._protocols(conn, snapshot)
 
     async def entry(
         self, principal: ParticipantPrincipal, raw: dict[str, Any], key: str | None
@@ -498,7 +493,9 @@ def create_capture(settings: Settings, engine: Engine) -> Capture:
 
     def new_pool() -> AsyncConnectionPool[Any]:
         return AsyncConnectionPool(
-            kwargs=kwargs,
+            # Autocommit: a single entry's read and its one INSERT statement need no
+            # BEGIN/COMMIT round trips; batches open a transaction for their COPYs.
+            kwargs={**kwargs, "autocommit": True},
             min_size=1,
             max_size=settings.database_pool_size,
             timeout=30,  # as the engine's pool_timeout (app/core/db.py)
