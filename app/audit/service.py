@@ -29,12 +29,17 @@ class Actor:
 SYSTEM = Actor(type="system", id="mgdiary", role="system")
 
 
-_PLAIN = (str, int, float, bool, type(None))
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 def _jsonable(value: Any) -> Any:
-    if type(value) in _PLAIN:  # most values: answered before the isinstance checks
+    kind = type(value)
+    if kind in _PLAIN:  # most values: answered before the isinstance checks
         return value
+    if kind is dict:
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if kind is list:
+        return [_jsonable(v) for v in value]
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, uuid.UUID):
@@ -52,6 +57,9 @@ def _jsonable(value: Any) -> Any:
 
 def diff(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any]:
     """Field-level changes ``{field: {"before": x, "after": y}}`` for the fields that differ."""
+    if before is None and after is not None and all(v is not None for v in after.values()):
+        # A creation: every field changed from nothing.
+        return {key: {"before": None, "after": _jsonable(after[key])} for key in sorted(after)}
     before = before or {}
     after = after or {}
     changes: dict[str, Any] = {}

@@ -145,7 +145,7 @@ async def create_entry(
 @app_write_router.post("/diary/sync", response_model=SyncResponse, responses=errors(413))
 async def sync_entries(
     capture: CaptureDep, principal: ParticipantClaims, body: SyncRequest
-) -> SyncResponse:
+) -> JSONResponse:
     """Sync up to 500 entries of any kinds at once.
 
     Results come in request order: `created`, `duplicate` (same id and content), `conflict`
