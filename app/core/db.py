@@ -20,7 +20,7 @@ from app.core.config import Settings
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+def sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # Let SQLAlchemy manage transactions; pysqlite's own handling breaks SAVEPOINTs.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
@@ -53,7 +53,7 @@ def create_db_engine(settings: Settings, *, url: str | None = None) -> Engine:
             max_overflow=0,
             pool_timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
         )
-        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "connect", sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
     return create_engine(

@@ -8,6 +8,7 @@ and no traceback.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 import psycopg
@@ -219,7 +220,9 @@ HTTP_CODES: dict[int, tuple[str, str]] = {
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(IntegrityError)
-    @app.exception_handler(psycopg.IntegrityError)  # the pipelined capture path (rawpg)
+    # The capture paths that run on the drivers themselves (app/core/rawsql.py).
+    @app.exception_handler(psycopg.IntegrityError)
+    @app.exception_handler(sqlite3.IntegrityError)
     async def _integrity(request: Request, exc: Exception) -> JSONResponse:
         # A uniqueness or reference check lost a race with a concurrent request (the services
         # check first; the database constraint is the last word). Nothing was committed.
@@ -304,6 +307,19 @@ def install_error_handlers(app: FastAPI) -> None:
                 headers={"Retry-After": "5"},
             )
         return _internal(request, exc)
+
+    @app.exception_handler(sqlite3.OperationalError)
+    async def _sqlite_busy(request: Request, exc: sqlite3.OperationalError) -> JSONResponse:
+        # The capture path on SQLite: "database is locked" after the busy timeout.
+        logger.warning("database busy: %s", exc)
+        return problem_response(
+            status=503,
+            code="database_busy",
+            title="Service unavailable",
+            detail="The database is busy; retry shortly.",
+            request=request,
+            headers={"Retry-After": "2"},
+        )
 
     @app.exception_handler(psycopg.OperationalError)
     async def _pg_down(request: Request, exc: psycopg.OperationalError) -> JSONResponse:

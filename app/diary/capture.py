@@ -9,30 +9,40 @@ Each capture request is three phases:
    and the response (app/diary/service.py ``Ingestor``);
 3. **write** the rows and commit before answering: a 2xx means committed.
 
-Two implementations of the read and write phases, chosen by the database:
+The read and write phases, chosen by the database:
 
-- ``SessionCapture`` (SQLite, and the test suite): a SQLAlchemy session in one thread-pool
-  hop (app/core/uow.py).
-- ``PostgresCapture``: psycopg's async connections in pipeline mode (app/core/rawpg.py): the
-  reads go out in one round trip, the inserts and the COMMIT in a second, with no thread hops.
-  Measured on this machine it cut the CPU of a single-entry POST by about half
-  (docs/performance.md).
+- ``PostgresCapture``: psycopg's own pool, autocommit. A single entry is two statements: one
+  SELECT with LEFT JOINs for every read, one INSERT with data-modifying CTEs for every row
+  (atomic on its own; foreign keys are checked at the end of the statement). More than
+  ``COPY_FROM_ROWS`` rows (a sync batch, a day of intraday steps) go in with COPY inside a
+  transaction. Statements come from the SQLAlchemy models, compiled once (app/core/rawsql.py).
+- ``SqliteCapture``: the same statements for SQLite on a dedicated sqlite3 connection,
+  ``BEGIN IMMEDIATE`` ... ``COMMIT``, requests taking turns on an asyncio lock and running on
+  the event loop (in a worker thread when another connection holds the write lock).
+- ``SessionCapture``: a SQLAlchemy session in one thread hop (app/core/uow.py). The test suite
+  uses it, so every capture test runs on the rolled-back test transaction; also in-memory
+  SQLite.
 
-Both run the same rules: the decision phase is the one code path, and the suite runs every
-capture test through ``SessionCapture`` and the production-path tests
-(tests/core/test_unit_of_work.py) through whichever the database selects.
+The decision phase is one code path for all three. tests/diary/test_capture_production.py runs
+the production path of the database under test on committed data.
+
+Measured on this machine (docs/performance.md): async SQLAlchemy over the same ORM code reached
+0.105-0.137 of the baseline for a single entry; these paths reach about 0.34 on PostgreSQL.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import sqlite3
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Protocol
 
+import anyio.to_thread
 import sqlalchemy as sa
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
@@ -43,8 +53,9 @@ from sqlmodel import Session, col, select
 
 from app.audit.service import Actor
 from app.auth.principal import ParticipantPrincipal
-from app.core import rawpg
+from app.core import rawsql
 from app.core.config import Settings
+from app.core.db import SQLITE_BUSY_TIMEOUT_MS, sqlite_on_connect
 from app.core.errors import problem_response
 from app.core.models import utcnow
 from app.core.uow import ThreadUnitOfWork, UnitOfWork, engine_sessions
@@ -335,25 +346,23 @@ def _protocols(session: Session) -> Any:
 #: Every read of a capture request in one statement: the participant (with whether the token's
 #: session family is revoked), each entry the request may repeat with its current version, and
 #: the Idempotency-Key record. One row per existing entry (or one row with NULLs).
-_PG_READ = rawpg.Query(
-    [
-        Participant,
-        activation.family_revoked_clause(sa.bindparam("family_id", type_=sa.Uuid())).label(
-            "family_revoked"
-        ),
-        rawpg.Nullable(DiaryEntry),
-        rawpg.Nullable(DiaryEntryVersion),
-        rawpg.Nullable(IdempotencyRecord),
-    ],
-    lambda s: (
-        s.select_from(Participant)
+_PG_READ_ENTITIES = [
+    Participant,
+    activation.family_revoked_clause(sa.bindparam("family_id", type_=sa.Uuid())).label(
+        "family_revoked"
+    ),
+    rawsql.Nullable(DiaryEntry),
+    rawsql.Nullable(DiaryEntryVersion),
+    rawsql.Nullable(IdempotencyRecord),
+]
+
+
+def _read_joins(select: sa.Select[Any], entry_in_request: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    return (
+        select.select_from(Participant)
         .outerjoin(
             DiaryEntry,
-            sa.and_(
-                col(DiaryEntry.participant_id) == Participant.id,
-                col(DiaryEntry.client_entry_id)
-                == sa.any_(sa.bindparam("client_ids", type_=sa.ARRAY(sa.Uuid()))),
-            ),
+            sa.and_(col(DiaryEntry.participant_id) == Participant.id, entry_in_request),
         )
         .outerjoin(
             DiaryEntryVersion,
@@ -370,15 +379,38 @@ _PG_READ = rawpg.Query(
             ),
         )
         .where(col(Participant.id) == sa.bindparam("participant_id", type_=sa.Uuid()))
+    )
+
+
+_PG_READ = rawsql.Query(
+    _PG_READ_ENTITIES,
+    lambda s: _read_joins(
+        s,
+        col(DiaryEntry.client_entry_id)
+        == sa.any_(sa.bindparam("client_ids", type_=sa.ARRAY(sa.Uuid()))),
     ),
     {"participant_id": sa.Uuid(), "family_id": sa.Uuid()},
 )
-_PG_PROTOCOL = rawpg.Query(
+_PG_PROTOCOL = rawsql.Query(
     [ProtocolVersion],
     lambda s: s.where(col(ProtocolVersion.id) == sa.bindparam("id", type_=sa.Uuid())),
     {"id": sa.Uuid()},
 )
 _IDEMPOTENCY_TABLE: sa.Table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+
+
+def _snapshot_of(query: rawsql.Query, rows: list[Any]) -> Snapshot:
+    """The snapshot from the read statement's rows (one per existing entry, or one of NULLs)."""
+    participant, revoked, record = None, False, None
+    existing: Existing = {}
+    for row in rows:
+        participant, revoked, entry, version, record = query.decode(row)
+        if entry is not None:
+            existing[entry.client_entry_id] = (entry, version)
+    return Snapshot(participant, bool(revoked), existing, record)
+
+
+_VERSION_TABLE: sa.Table = DiaryEntryVersion.__table__  # type: ignore[attr-defined]
 
 
 class PostgresCapture:
@@ -416,13 +448,7 @@ class PostgresCapture:
             "key": key,
         }
         cursor = await _PG_READ.send(conn, params)
-        participant, revoked, record = None, False, None
-        existing: Existing = {}
-        for found in await cursor.fetchall():
-            participant, revoked, entry, version, record = _PG_READ.decode(found)
-            if entry is not None:
-                existing[entry.client_entry_id] = (entry, version)
-        return Snapshot(participant, bool(revoked), existing, record)
+        return _snapshot_of(_PG_READ, await cursor.fetchall())
 
     async def _protocols(self, conn: AsyncConnection[Any], snapshot: Snapshot) -> Any:
         participant = snapshot.participant
@@ -451,13 +477,13 @@ class PostgresCapture:
                     "DELETE FROM idempotency_record WHERE id = %s", (decision.idempotency_delete,)
                 )
             if sum(len(rows) for _, rows in parts) <= COPY_FROM_ROWS:
-                statement = rawpg.multi_insert(parts)
+                statement = rawsql.multi_insert(parts)
                 if statement is not None:
                     await cursor.execute(*statement)
                 return
             async with conn.transaction():
                 for table, rows in parts:
-                    await rawpg.copy_rows(cursor, table, rows)
+                    await rawsql.copy_rows(cursor, table, rows)
 
     async def _read(
         self,
@@ -488,12 +514,161 @@ class PostgresCapture:
         return response
 
 
+# --- SQLite: sqlite3, in one thread hop ---------------------------------------------------
+
+_SQLITE_READ = rawsql.Query(
+    _PG_READ_ENTITIES,
+    lambda s: _read_joins(
+        s,
+        col(DiaryEntry.client_entry_id).in_(
+            sa.select(sa.column("value")).select_from(
+                sa.func.json_each(sa.bindparam("client_ids", type_=sa.String()))
+            )
+        ),
+    ),
+    {"participant_id": sa.Uuid(), "family_id": sa.Uuid()},
+    dialect="sqlite",
+)
+
+_SQLITE_PROTOCOL = rawsql.Query(
+    [ProtocolVersion],
+    lambda s: s.where(col(ProtocolVersion.id) == sa.bindparam("id", type_=sa.Uuid())),
+    {"id": sa.Uuid()},
+    dialect="sqlite",
+)
+
+
+class _Busy(Exception):
+    """Another connection holds SQLite's write lock right now."""
+
+
+class SqliteCapture:
+    """The embedded database: the same decisions, on a dedicated sqlite3 connection.
+
+    SQLite has one writer at a time. Capture requests take turns on an asyncio lock (first
+    come, first served) and run on the event loop itself: the statements are in-process calls
+    of a few tens of microseconds, cheaper than a thread hand-off. If another connection (a
+    portal write, the worker) holds the write lock at that moment, ``BEGIN IMMEDIATE`` fails at
+    once and the request waits for the lock in a worker thread instead, with the usual busy
+    timeout, so the event loop never blocks on it. Measured: docs/performance.md.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._turn: asyncio.Lock | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        self._turn = asyncio.Lock()
+
+    async def close(self) -> None:
+        self._turn = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            database = self.engine.url.database
+            assert database, "create_capture() keeps in-memory databases on the session path"
+            conn = sqlite3.connect(
+                database, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+            )
+            sqlite_on_connect(conn, None)
+            self._conn = conn
+        return self._conn
+
+    async def _in_turn(self, *args: Any) -> JSONResponse:
+        if self._turn is None:
+            self._turn = asyncio.Lock()
+        async with self._turn:
+            conn = self._connection()
+            try:
+                response: JSONResponse = self._run(conn, False, *args)
+            except _Busy:
+                response = await anyio.to_thread.run_sync(self._run, conn, True, *args)
+        return response
+
+    def _run(
+        self,
+        conn: sqlite3.Connection,
+        wait: bool,
+        principal: ParticipantPrincipal,
+        ids: list[uuid.UUID],
+        key: str | None,
+        decide: Callable[[Snapshot, Any], Decision],
+    ) -> Any:
+        conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS if wait else 0}")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if not wait and "locked" in str(exc):
+                raise _Busy from exc
+            raise
+        try:
+            params = {
+                "participant_id": principal.participant_id,
+                "family_id": principal.family_id,
+                "client_ids": json.dumps([i.hex for i in ids]),
+                "key": key,
+            }
+            found = conn.execute(_SQLITE_READ.sql, _SQLITE_READ.params(params)).fetchall()
+            snapshot = _snapshot_of(_SQLITE_READ, found)
+            participant = snapshot.participant
+            if participant is not None and (
+                studies_service.cached_definition(participant.protocol_version_id) is None
+            ):
+                params = _SQLITE_PROTOCOL.params({"id": participant.protocol_version_id})
+                for found in conn.execute(_SQLITE_PROTOCOL.sql, params):
+                    studies_service.remember_definition(_SQLITE_PROTOCOL.decode(found)[0])
+            decision = decide(
+                snapshot, lambda p: studies_service.cached_definition(p.protocol_version_id)
+            )
+            if decision.idempotency_delete is not None:
+                conn.execute(
+                    "DELETE FROM idempotency_record WHERE id = ?",
+                    (decision.idempotency_delete.hex,),
+                )
+            parts = list(decision.rows)
+            if decision.idempotency_insert is not None:
+                parts.append((_IDEMPOTENCY_TABLE, [decision.idempotency_insert]))
+            for table, rows in parts:
+                if table is _VERSION_TABLE:
+                    rows = [{**row, "txid": 0} for row in rows]
+                rawsql.insert_many(conn, table, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return decision.response
+
+    async def entry(
+        self, principal: ParticipantPrincipal, raw: dict[str, Any], key: str | None
+    ) -> JSONResponse:
+        return await self._in_turn(
+            principal,
+            client_ids([raw]),
+            key,
+            lambda snapshot, protocols: decide_entry(snapshot, protocols, raw, key),
+        )
+
+    async def sync(self, principal: ParticipantPrincipal, raws: list[Any]) -> JSONResponse:
+        return await self._in_turn(
+            principal,
+            client_ids(raws),
+            None,
+            lambda snapshot, protocols: decide_sync(snapshot, protocols, raws),
+        )
+
+
 def create_capture(settings: Settings, engine: Engine) -> Capture:
     """PostgreSQL: the pipelined path, with its own pool (opened by the app's lifespan, since
     it needs the running event loop); any other database: the session path."""
+    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        return SqliteCapture(engine)
     if engine.dialect.name != "postgresql":
         return SessionCapture(ThreadUnitOfWork(engine_sessions(engine)))
-    kwargs = rawpg.connect_kwargs(settings, engine.url)
+    kwargs = rawsql.connect_kwargs(settings, engine.url)
 
     def new_pool() -> AsyncConnectionPool[Any]:
         return AsyncConnectionPool(

@@ -1,6 +1,6 @@
 """Diary capture's production paths (app/diary/capture.py) on a database where requests really
-commit: PostgreSQL through psycopg's pipelined connections, SQLite through a session in one
-thread hop.
+commit: PostgreSQL through psycopg (one read and one write statement, or COPY), SQLite through
+sqlite3 in one thread hop.
 
 Everything else in the suite runs capture through the session path on a rolled-back test
 transaction; these tests prove the production path stores, deduplicates, replays, keeps
@@ -9,6 +9,9 @@ conflicts, rolls back on a fault and refuses the participants the session path r
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,7 +27,7 @@ from sqlmodel import Session, col, select
 from app.audit.models import AuditEvent
 from app.core.config import get_settings
 from app.diary import service as diary_service
-from app.diary.capture import PostgresCapture, SessionCapture
+from app.diary.capture import PostgresCapture, SqliteCapture
 from app.diary.models import DiaryConflict, DiaryEntry, DiaryEntryVersion, StepInterval
 from app.main import create_app
 from app.participants.models import Participant
@@ -94,7 +97,7 @@ def test_the_production_path_is_the_one_this_database_calls_for(
     if scratch_engine.dialect.name == "postgresql":
         assert isinstance(capture, PostgresCapture)
     else:
-        assert isinstance(capture, SessionCapture)
+        assert isinstance(capture, SqliteCapture)
 
 
 def test_an_acknowledged_entry_and_batch_are_committed(
@@ -247,3 +250,29 @@ def test_a_day_of_intraday_steps_is_stored_whole(
         ).all()
     assert [count for count, _ in stored] == [s["count"] for s in samples]
     assert stored[0][1] == midnight.astimezone(UTC)
+
+
+def test_sqlite_capture_waits_for_another_writer_without_failing(
+    client: TestClient, scratch_engine: Engine, participant: Participant
+) -> None:
+    """Another connection holds SQLite's write lock: the capture request waits for it (in a
+    worker thread, not on the event loop) and then stores the entry."""
+    if scratch_engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's single-writer lock")
+    database = scratch_engine.url.database
+    assert database
+    other = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.5, lambda: other.execute("COMMIT"))
+    release.start()
+    try:
+        started = time.monotonic()
+        response = client.post(
+            "/app/v1/diary/entries", json=_entry(), headers=bearer(participant_token(participant))
+        )
+        waited = time.monotonic() - started
+    finally:
+        release.join()
+        other.close()
+    assert response.status_code == 201, response.text
+    assert waited >= 0.4

@@ -1,13 +1,12 @@
-"""SQLAlchemy-defined statements run straight on psycopg's async connections, pipelined.
+"""SQLAlchemy-defined statements run straight on the database driver (psycopg, sqlite3).
 
-The diary capture path on PostgreSQL (app/diary/capture.py) makes two network round trips per
-request: its reads in one pipeline, its inserts and the COMMIT in another. SQLAlchemy cannot
-pipeline, and its per-statement cost (measured on this machine: about 0.3-0.4 ms of CPU per
-round trip through the async session, against about 0.1 ms for psycopg alone; see
-docs/performance.md) was most of a request's CPU. So the tables and queries stay defined in
-SQLAlchemy - the models are the one source of truth for names and types - and this module
-compiles each statement once for the PostgreSQL dialect and applies the columns' own bind and
-result processors (the same conversions SQLAlchemy would apply), then runs it with psycopg.
+Diary capture (app/diary/capture.py) makes two statements per single entry on PostgreSQL: one
+read, one write. Through SQLAlchemy each statement cost about 0.3-0.4 ms of CPU on this machine
+(the async session; about 0.1 ms with psycopg alone; docs/performance.md), most of a request.
+So the tables and queries stay defined in SQLAlchemy - the models are the one source of truth
+for names and types - and this module compiles each statement once per dialect, applies the
+columns' own bind and result processors (the conversions SQLAlchemy itself would apply, e.g.
+UUIDs as 32 hex characters on SQLite), and hands the SQL to the driver.
 """
 
 from __future__ import annotations
@@ -18,37 +17,47 @@ from typing import Any
 
 import sqlalchemy as sa
 from psycopg import AsyncConnection, AsyncCursor
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
 from app.core.config import Settings
 from app.core.db import postgres_connect_args
 
-DIALECT = postgresql.dialect(paramstyle="pyformat")  # type: ignore[no-untyped-call]
+DIALECTS: dict[str, sa.Dialect] = {
+    "postgresql": postgresql.dialect(paramstyle="pyformat"),  # type: ignore[no-untyped-call]
+    "sqlite": sqlite.dialect(paramstyle="named"),
+}
 Processor = Callable[[Any], Any] | None
 
 
-def _bind(column: sa.Column[Any]) -> Processor:
-    return column.type.dialect_impl(DIALECT).bind_processor(DIALECT)
+def _bind(type_: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> Processor:
+    return type_.dialect_impl(dialect).bind_processor(dialect)
 
 
-def _result(column: sa.ColumnElement[Any]) -> Processor:
-    return column.type.dialect_impl(DIALECT).result_processor(DIALECT, None)
+def _result(column: sa.ColumnElement[Any], dialect: sa.Dialect) -> Processor:
+    return column.type.dialect_impl(dialect).result_processor(dialect, None)
+
+
+def _placeholder(dialect: sa.Dialect, key: str) -> str:
+    return f"%({key})s" if dialect.paramstyle == "pyformat" else f":{key}"
 
 
 class Insert:
     """``INSERT INTO table (keys) VALUES (...)`` for rows with the same keys."""
 
-    def __init__(self, table: sa.Table, keys: tuple[str, ...]) -> None:
+    def __init__(self, table: sa.Table, keys: tuple[str, ...], dialect: sa.Dialect) -> None:
         columns = [table.c[k] for k in keys]
-        names = ", ".join(DIALECT.identifier_preparer.quote(c.name) for c in columns)
-        values = ", ".join(f"%({k})s" for k in keys)
-        target = DIALECT.identifier_preparer.format_table(table)
+        names = ", ".join(dialect.identifier_preparer.quote(c.name) for c in columns)
+        values = ", ".join(_placeholder(dialect, k) for k in keys)
+        target = dialect.identifier_preparer.format_table(table)
+        self.paramstyle = dialect.paramstyle
         self.keys = keys
         self.head = f"INSERT INTO {target} ({names})"
         self.sql = f"{self.head} VALUES ({values})"
         self.copy_sql = f"COPY {target} ({names}) FROM STDIN"
-        self.processors = [(k, p) for k, c in zip(keys, columns, strict=True) if (p := _bind(c))]
+        self.processors = [
+            (k, p) for k, c in zip(keys, columns, strict=True) if (p := _bind(c.type, dialect))
+        ]
 
     def params(self, row: dict[str, Any]) -> dict[str, Any]:
         if not self.processors:
@@ -62,23 +71,22 @@ class Insert:
 
 
 @cache
-def insert_for(table: sa.Table, keys: tuple[str, ...]) -> Insert:
-    return Insert(table, keys)
+def insert_for(table: sa.Table, keys: tuple[str, ...], dialect: str = "postgresql") -> Insert:
+    return Insert(table, keys, DIALECTS[dialect])
 
 
-async def insert_rows(
-    cursor: AsyncCursor[Any], table: sa.Table, rows: Sequence[dict[str, Any]]
-) -> None:
-    """Queue the rows (grouped by their keys) on a pipelined connection's cursor."""
+def insert_many(connection: Any, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+    """SQLite: the rows (grouped by their keys) with ``executemany`` on a sqlite3 connection."""
+    for keys, group in _by_keys(rows).items():
+        statement = insert_for(table, keys, "sqlite")
+        connection.executemany(statement.sql, [statement.params(r) for r in group])
+
+
+def _by_keys(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(tuple(row), []).append(row)
-    for keys, group in groups.items():
-        statement = insert_for(table, keys)
-        if len(group) == 1:  # the common case of a single entry: execute costs less
-            await cursor.execute(statement.sql, statement.params(group[0]))
-        else:
-            await cursor.executemany(statement.sql, [statement.params(r) for r in group])
+    return groups
 
 
 def _groups(
@@ -86,10 +94,7 @@ def _groups(
 ) -> list[tuple[Insert, list[dict[str, Any]]]]:
     out: list[tuple[Insert, list[dict[str, Any]]]] = []
     for table, rows in parts:
-        by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for row in rows:
-            by_keys.setdefault(tuple(row), []).append(row)
-        out += [(insert_for(table, keys), group) for keys, group in by_keys.items()]
+        out += [(insert_for(table, keys), group) for keys, group in _by_keys(rows).items()]
     return out
 
 
@@ -137,11 +142,9 @@ class Nullable:
 async def copy_rows(
     cursor: AsyncCursor[Any], table: sa.Table, rows: Sequence[dict[str, Any]]
 ) -> None:
-    """COPY the rows in (text format; grouped by their keys): one round trip per group."""
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(tuple(row), []).append(row)
-    for keys, group in groups.items():
+    """PostgreSQL: COPY the rows in (text format; grouped by their keys), one round trip per
+    group."""
+    for keys, group in _by_keys(rows).items():
         statement = insert_for(table, keys)
         async with cursor.copy(statement.copy_sql) as copy:
             for row in group:
@@ -159,7 +162,9 @@ class Query:
         entities: Sequence[Any],
         build: Callable[[sa.Select[Any]], sa.Select[Any]],
         params: dict[str, sa.types.TypeEngine[Any]],
+        dialect: str = "postgresql",
     ) -> None:
+        self.dialect = DIALECTS[dialect]
         columns: list[sa.ColumnElement[Any]] = []
         #: (model or None for a single column, may be absent, columns with processors)
         self.groups: list[tuple[Any, bool, list[tuple[str, Processor]]]] = []
@@ -173,15 +178,13 @@ class Query:
                 (
                     model if table is not None else None,
                     nullable,
-                    [(c.key, _result(c)) for c in group],
+                    [(c.key, _result(c, self.dialect)) for c in group],
                 )
             )
         statement = build(sa.select(*columns))
-        self.sql = statement.compile(dialect=DIALECT).string
+        self.sql = statement.compile(dialect=self.dialect).string
         self.param_processors = {
-            name: p
-            for name, type_ in params.items()
-            if (p := type_.dialect_impl(DIALECT).bind_processor(DIALECT))
+            name: p for name, type_ in params.items() if (p := _bind(type_, self.dialect))
         }
 
     def params(self, values: dict[str, Any]) -> dict[str, Any]:
