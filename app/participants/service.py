@@ -37,6 +37,12 @@ def day0_changed(
         listener(session, participant, actor, reason)
 
 
+#: Called with (session, participant, actor, reason) in the withdrawal's transaction (the visit
+#: schedule closes the participant's pending visits, app.visits.service).
+WithdrawalListener = Callable[[Session, Participant, Actor, str], None]
+WITHDRAWAL_LISTENERS: list[WithdrawalListener] = []
+
+
 AUDITED_FIELDS = (
     "subject_code",
     "site_id",
@@ -232,6 +238,8 @@ def withdraw(
         after=snapshot(participant),
         reason=reason,
     )
+    for listener in WITHDRAWAL_LISTENERS:
+        listener(session, participant, actor, reason)
     return participant
 
 

@@ -209,3 +209,32 @@ def _on_day0_changed(
 
 if _on_day0_changed not in participants_service.DAY0_LISTENERS:
     participants_service.DAY0_LISTENERS.append(_on_day0_changed)
+
+
+WITHDRAWAL_REASON = "The participant was withdrawn from the study"
+
+
+def close_on_withdrawal(
+    session: Session, participant: Participant, actor: Actor, reason: str
+) -> None:
+    """A withdrawn participant's schedule stops: each visit still pending becomes ``missed``
+    if its window had already closed on the participant's local day (it counts against schedule
+    adherence up to withdrawal, as the sweep would have counted it), otherwise ``cancelled``
+    (it is no longer due). Each change is audited with the withdrawal's reason."""
+    today = today_for(participant)
+    now = utcnow()
+    why = f"{WITHDRAWAL_REASON}: {reason}"
+    for visit in visits_of(session, participant_id=participant.id):
+        if visit.status != "scheduled":
+            continue
+        before = _snapshot(visit)
+        if state_of(visit, today) == "missed":
+            visit.status, visit.missed_at = "missed", now
+            _touch(session, visit, "visit.missed", before, actor, why)
+        else:
+            visit.status, visit.cancel_reason = "cancelled", WITHDRAWAL_REASON
+            _touch(session, visit, "visit.cancel", before, actor, why)
+
+
+if close_on_withdrawal not in participants_service.WITHDRAWAL_LISTENERS:
+    participants_service.WITHDRAWAL_LISTENERS.append(close_on_withdrawal)
