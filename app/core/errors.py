@@ -285,59 +285,55 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PoolTimeout)
     async def _pool(request: Request, exc: Exception) -> JSONResponse:
         logger.warning("database pool exhausted: %s", exc.__class__.__name__)
-        return problem_response(
-            status=503,
-            code="database_busy",
-            title="Service unavailable",
-            detail="The database is busy; retry shortly.",
-            request=request,
-            headers={"Retry-After": "2"},
-        )
+        return _database_busy(request)
 
     @app.exception_handler(OperationalError)
     async def _db_down(request: Request, exc: OperationalError) -> JSONResponse:
         if exc.connection_invalidated or _is_connection_problem(exc):
             logger.warning("database unavailable: %s", exc.__class__.__name__)
-            return problem_response(
-                status=503,
-                code="database_unavailable",
-                title="Service unavailable",
-                detail="The database is not reachable; retry shortly.",
-                request=request,
-                headers={"Retry-After": "5"},
-            )
+            return _database_unavailable(request)
         return _internal(request, exc)
 
     @app.exception_handler(sqlite3.OperationalError)
     async def _sqlite_busy(request: Request, exc: sqlite3.OperationalError) -> JSONResponse:
         # The capture path on SQLite: "database is locked" after the busy timeout.
-        logger.warning("database busy: %s", exc)
-        return problem_response(
-            status=503,
-            code="database_busy",
-            title="Service unavailable",
-            detail="The database is busy; retry shortly.",
-            request=request,
-            headers={"Retry-After": "2"},
-        )
+        if "locked" in str(exc) or "busy" in str(exc):
+            logger.warning("database busy: %s", exc)
+            return _database_busy(request)
+        return _internal(request, exc)
 
     @app.exception_handler(psycopg.OperationalError)
     async def _pg_down(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
-        # Raised on the pipelined capture path: a lost connection, a server shutting down, or
-        # the statement timeout. Nothing was committed; the client retries the same entries.
+        # Raised on the capture path: a lost connection, a server shutting down, or the
+        # statement timeout. Nothing was committed; the client retries the same entries.
         logger.warning("database unavailable: %s", exc.__class__.__name__)
-        return problem_response(
-            status=503,
-            code="database_unavailable",
-            title="Service unavailable",
-            detail="The database is not reachable; retry shortly.",
-            request=request,
-            headers={"Retry-After": "5"},
-        )
+        return _database_unavailable(request)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         return _internal(request, exc)
+
+
+def _database_busy(request: Request) -> JSONResponse:
+    return problem_response(
+        status=503,
+        code="database_busy",
+        title="Service unavailable",
+        detail="The database is busy; retry shortly.",
+        request=request,
+        headers={"Retry-After": "2"},
+    )
+
+
+def _database_unavailable(request: Request) -> JSONResponse:
+    return problem_response(
+        status=503,
+        code="database_unavailable",
+        title="Service unavailable",
+        detail="The database is not reachable; retry shortly.",
+        request=request,
+        headers={"Retry-After": "5"},
+    )
 
 
 def _is_connection_problem(exc: DBAPIError) -> bool:

@@ -60,7 +60,12 @@ from app.core.errors import problem_response
 from app.core.models import utcnow
 from app.core.uow import ThreadUnitOfWork, UnitOfWork, engine_sessions
 from app.diary import queries, service
-from app.diary.models import DiaryEntry, DiaryEntryVersion, IdempotencyRecord
+from app.diary.models import (
+    DiaryEntry,
+    DiaryEntryVersion,
+    IdempotencyRecord,
+    is_current_version,
+)
 from app.participants import activation
 from app.participants.deps import check_participant, participant_row
 from app.participants.models import Participant
@@ -253,13 +258,7 @@ class Capture(Protocol):
 
 _EXISTING = (
     select(DiaryEntry, DiaryEntryVersion)
-    .join(
-        DiaryEntryVersion,
-        sa.and_(
-            col(DiaryEntryVersion.entry_id) == DiaryEntry.id,
-            col(DiaryEntryVersion.version) == DiaryEntry.current_version,
-        ),
-    )
+    .join(DiaryEntryVersion, is_current_version())
     .where(
         DiaryEntry.participant_id == sa.bindparam("participant_id"),
         col(DiaryEntry.client_entry_id).in_(sa.bindparam("client_ids", expanding=True)),
@@ -364,13 +363,7 @@ def _read_joins(select: sa.Select[Any], entry_in_request: sa.ColumnElement[bool]
             DiaryEntry,
             sa.and_(col(DiaryEntry.participant_id) == Participant.id, entry_in_request),
         )
-        .outerjoin(
-            DiaryEntryVersion,
-            sa.and_(
-                col(DiaryEntryVersion.entry_id) == DiaryEntry.id,
-                col(DiaryEntryVersion.version) == DiaryEntry.current_version,
-            ),
-        )
+        .outerjoin(DiaryEntryVersion, is_current_version())
         .outerjoin(
             IdempotencyRecord,
             sa.and_(

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from app.core.models import UTCDateTime, created_at_field, json_field, utc_column, uuid_pk
 
@@ -199,3 +199,11 @@ class IdempotencyRecord(SQLModel, table=True):
     response_body: dict[str, Any] = json_field()
     created_at: datetime = created_at_field()
     expires_at: datetime = Field(sa_type=UTCDateTime(), nullable=False)
+
+
+def is_current_version() -> sa.ColumnElement[bool]:
+    """Join condition: the version row that is its entry's current one."""
+    return sa.and_(
+        col(DiaryEntryVersion.entry_id) == DiaryEntry.id,
+        col(DiaryEntryVersion.version) == DiaryEntry.current_version,
+    )

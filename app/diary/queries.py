@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from app.core.errors import NotFound
 from app.core.models import utcnow
 from app.core.pagination import PageParams, cursor_after, paginate
-from app.diary.models import DiaryEntry, DiaryEntryVersion, StepCount
+from app.diary.models import DiaryEntry, DiaryEntryVersion, StepCount, is_current_version
 from app.diary.schemas import Adherence, EntryOut, EntryVersionOut, MgAdlScoreOut
 from app.participants.models import Participant
 from app.studies import service as studies_service
@@ -277,13 +277,7 @@ def daily_steps(
     rows = session.exec(
         select(col(StepCount.step_date), col(StepCount.source), col(StepCount.count))
         .join(DiaryEntryVersion, col(DiaryEntryVersion.id) == StepCount.version_id)
-        .join(
-            DiaryEntry,
-            sa.and_(
-                col(DiaryEntry.id) == DiaryEntryVersion.entry_id,
-                col(DiaryEntry.current_version) == DiaryEntryVersion.version,
-            ),
-        )
+        .join(DiaryEntry, is_current_version())
         .where(
             StepCount.participant_id == participant.id,
             StepCount.step_date >= date_from,
