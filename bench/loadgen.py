@@ -9,6 +9,9 @@ Each connection sends requests back to back until ``duration`` has passed, then 
 and waits for the response it has in flight (a drain, bounded by ``timeout``): every request
 sent is answered and counted, so rows stored can be checked against 2xx responses exactly.
 Throughput is counted over the whole time, drain included.
+
+Read scenarios pass ``gets``: a list of ``[path, token]`` pairs, requested round-robin with
+``GET`` (no body); each 2xx counts as one item, and the mean response size is reported.
 """
 
 from __future__ import annotations
@@ -81,7 +84,8 @@ class Connection(asyncio.Protocol):
 
     async def request(self, data: bytes, timeout: float) -> tuple[int, bytes, bool]:
         assert self.transport is not None
-        self.waiter = waiter = self.loop.create_future()
+        waiter: asyncio.Future[tuple[int, bytes, bool]] = self.loop.create_future()
+        self.waiter = waiter
         timer = self.loop.call_later(timeout, self._fail, RequestTimeout())
         self.transport.write(data)
         try:
@@ -105,17 +109,38 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     scenario = spec["scenario"]
     host, port = spec["host"], int(spec["port"])
-    participants = [Participant(**p) for p in spec["participants"]]
-    factory = BodyFactory(scenario, participants, seed=int(spec.get("seed", 1)))
-    path = spec.get("path") or PATHS[scenario]
-    heads = [
-        (
-            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-            f"Authorization: Bearer {p.token}\r\nContent-Type: application/json\r\n"
-            "Content-Length: "
-        ).encode()
-        for p in participants
-    ]
+    gets: list[list[str]] | None = spec.get("gets")
+    if gets:
+        # Reads: prebuilt GET requests, round-robin; no body and nothing to count but 2xx.
+        requests = [
+            (
+                f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                f"Authorization: Bearer {token}\r\nAccept: application/json\r\n\r\n"
+            ).encode()
+            for path, token in gets
+        ]
+        count = len(requests)
+
+        def make_request(index: int) -> bytes:
+            return requests[index]
+    else:
+        participants = [Participant(**p) for p in spec["participants"]]
+        factory = BodyFactory(scenario, participants, seed=int(spec.get("seed", 1)))
+        path = spec.get("path") or PATHS[scenario]
+        heads = [
+            (
+                f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                f"Authorization: Bearer {p.token}\r\nContent-Type: application/json\r\n"
+                "Content-Length: "
+            ).encode()
+            for p in participants
+        ]
+        count = len(participants)
+
+        def make_request(index: int) -> bytes:
+            body = factory.make(index)
+            return heads[index] + str(len(body)).encode() + b"\r\n\r\n" + body
+
     duration, timeout = float(spec["duration"]), float(spec.get("timeout", 60))
     connections = int(spec["connections"])
     count_created = scenario == "sync"
@@ -125,6 +150,7 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     errors: Counter[str] = Counter()
     samples: list[str] = []
     created_items = 0
+    response_bytes = 0
     next_participant = 0
 
     async def connect() -> Connection:
@@ -132,14 +158,13 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         return protocol
 
     async def worker(conns: list[Connection], deadline: float) -> None:
-        nonlocal created_items, next_participant
+        nonlocal created_items, response_bytes, next_participant
         conn = await connect()
         conns.append(conn)
         while time.perf_counter() < deadline:
             index = next_participant
-            next_participant = (next_participant + 1) % len(participants)
-            body = factory.make(index)
-            data = heads[index] + str(len(body)).encode() + b"\r\n\r\n" + body
+            next_participant = (next_participant + 1) % count
+            data = make_request(index)
             started = time.perf_counter()
             try:
                 status, payload, keep_alive = await conn.request(data, timeout)
@@ -152,6 +177,7 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
             latencies.append(time.perf_counter() - started)
             statuses[status] += 1
             if 200 <= status < 300:
+                response_bytes += len(payload)
                 if count_created:
                     created_items += sum(payload.count(m) for m in CREATED_MARKERS)
             elif len(samples) < 3:
@@ -175,7 +201,7 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
 
     ok = sum(n for s, n in statuses.items() if 200 <= s < 300)
     if not count_created:
-        created_items = ok * BodyFactory.ITEMS_PER_REQUEST[scenario]
+        created_items = ok * (1 if gets else BodyFactory.ITEMS_PER_REQUEST[scenario])
     ordered = sorted(latencies)
     ms = 1000.0
     return {
@@ -189,6 +215,7 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         "errors": dict(errors),
         "non_2xx_samples": samples,
         "items": created_items,
+        "bytes_per_response": response_bytes / ok if ok else 0,
         "req_per_s": ok / elapsed,
         "items_per_s": created_items / elapsed,
         "latency_ms": {

@@ -49,21 +49,37 @@ JWT_SECRET = "mgdiary-bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 TOKEN_TTL_SECONDS = 4 * 3600
 PG_SCENARIOS = ("entry", "sync", "steps")
 BATCH_SCENARIOS = ("sync", "steps")
-ALL_SCENARIOS = (*PG_SCENARIOS, "sqlite")
+#: Portal reads (issue 4, bench/reads.py), against bench/baselines/read_app.py.
+READ_SCENARIOS = ("trend", "list", "outcomes")
+ALL_SCENARIOS = (*PG_SCENARIOS, "sqlite", *READ_SCENARIOS)
 
 #: Targets from the issue. Ratios are app / baseline; higher is better.
 ENTRY_TARGET, ENTRY_REGRESSION = 0.30, 0.15
 BATCH_TARGET, BATCH_P99_LIMIT_MS = 0.25, 500.0
 SQLITE_P99_LIMIT_MS = 100.0
+#: Issue 4: trend ratio >= 0.3 and p50 < 50 ms (one connection); a participant-list page
+#: under 150 ms; outcomes within 15x of the LATERAL baseline (a ratio of at least 1/15).
+TREND_TARGET, TREND_P50_LIMIT_MS = 0.30, 50.0
+LIST_P50_LIMIT_MS = 150.0
+OUTCOMES_MAX_SLOWDOWN = 15.0
 
 SCENARIO_TITLES = {
     "entry": "single-entry POST /app/v1/diary/entries",
     "sync": "500-entry POST /app/v1/diary/sync",
     "steps": "1,440-sample steps entry POST /app/v1/diary/entries",
     "sqlite": "single-entry POST on the SQLite default",
+    "trend": "GET /portal/v1/participants/{id}/trends/mg_adl (2 years of daily entries)",
+    "list": "GET /portal/v1/studies/{id}/participants (page of 50; 1,000 x 1 year)",
+    "outcomes": "GET /portal/v1/studies/{id}/outcomes (1,000 participants x 1 year)",
 }
 #: What a "row" is per scenario (rows/s = items/s).
-ITEM_NAMES = {"entry": "entries", "sync": "entries", "steps": "samples", "sqlite": "entries"}
+ITEM_NAMES = {
+    "entry": "entries",
+    "sync": "entries",
+    "steps": "samples",
+    "sqlite": "entries",
+    **dict.fromkeys(READ_SCENARIOS, "responses"),
+}
 
 
 # --- processes ----------------------------------------------------------------------------
@@ -315,6 +331,9 @@ class Options:
     timeout: float
     probe_duration: float = 0.0
     participants: list[dict[str, Any]] = field(default_factory=list)
+    read_connections: int = 1
+    #: Per read scenario: the ``[path, token]`` pairs the load generator requests.
+    reads: dict[str, list[list[str]]] = field(default_factory=dict)
 
 
 def drive(
@@ -328,7 +347,8 @@ def drive(
 ) -> dict[str, Any]:
     """One run: the load generator in its own process, then the correctness checks."""
     load = "entry" if scenario == "sqlite" else scenario
-    spec = {
+    read = scenario in READ_SCENARIOS
+    spec: dict[str, Any] = {
         "scenario": load,
         "host": "127.0.0.1",
         "port": target.server.port,
@@ -336,9 +356,11 @@ def drive(
         "connections": connections or opts.connections,
         "timeout": opts.timeout,
         "seed": seed,
-        "participants": opts.participants,
+        "participants": [] if read else opts.participants,
     }
-    entries_before = target.counter.count(target.entry_table)
+    if read:
+        spec["gets"] = opts.reads[scenario]
+    entries_before = 0 if read else target.counter.count(target.entry_table)
     samples_before = target.counter.count(target.sample_table) if load == "steps" else 0
     target.counter.checkpoint()
     with tempfile.NamedTemporaryFile("w", suffix=".json", dir=OUT_DIR, delete=False) as fh:
@@ -366,7 +388,7 @@ def drive(
     result: dict[str, Any] = json.loads(out)
     result.update(after.since(before))
     result["driver_cpu_pct"] = 100 * result["driver_cpu_s"] / result["elapsed"]
-    entries = target.counter.count(target.entry_table) - entries_before
+    entries = 0 if read else target.counter.count(target.entry_table) - entries_before
     problems = []
     if not target.server.alive():
         problems.append(f"the {target.server.name} server died:\n{target.server.log_tail()}")
@@ -378,7 +400,9 @@ def drive(
         )
     if result["ok"] == 0:
         problems.append("no request succeeded")
-    if load == "steps":
+    if read:
+        result["rows_stored"] = {}  # reads store nothing; every request must answer 2xx
+    elif load == "steps":
         samples = target.counter.count(target.sample_table) - samples_before
         result["rows_stored"] = {"entries": entries, "samples": samples}
         if entries != result["ok"] or samples != result["items"]:
@@ -420,6 +444,8 @@ def run_pg_scenario(
 ) -> dict[str, Any]:
     print(f"\n== {SCENARIO_TITLES[scenario]}: app vs baseline", flush=True)
     runs: dict[str, list[dict[str, Any]]] = {"app": [], "baseline": []}
+    # Reads run at --read-connections (default 1: one request's own latency).
+    conns = opts.read_connections if scenario in READ_SCENARIOS else None
 
     def one(
         target: Target,
@@ -442,11 +468,18 @@ def run_pg_scenario(
 
     if opts.warmup > 0:
         for target in (baseline, app):
-            one(target, "warm-up", opts.warmup, seed=0, keep=False)
+            one(target, "warm-up", opts.warmup, seed=0, keep=False, connections=conns)
     for rnd in range(opts.rounds):
         order = (baseline, app) if rnd % 2 == 0 else (app, baseline)
         for target in order:
-            one(target, f"round {rnd + 1}", opts.duration, seed=rnd + 1, keep=True)
+            one(
+                target,
+                f"round {rnd + 1}",
+                opts.duration,
+                seed=rnd + 1,
+                keep=True,
+                connections=conns,
+            )
     rows = []
     for rnd, (a, b) in enumerate(zip(runs["app"], runs["baseline"], strict=True)):
         rows.append(
@@ -476,6 +509,7 @@ def run_pg_scenario(
             }
     summary = {
         "scenario": scenario,
+        "connections": conns or opts.connections,
         "unloaded_1_connection": unloaded,
         "rounds": rows,
         "median_ratio": statistics.median(r["ratio"] for r in rows),
@@ -489,14 +523,15 @@ def run_pg_scenario(
 
 def _medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
     def med(key: str) -> float:
-        return statistics.median(r[key] for r in runs)
+        return float(statistics.median(r[key] for r in runs))
 
     def med_lat(key: str) -> float:
-        return statistics.median(r["latency_ms"][key] for r in runs)
+        return float(statistics.median(r["latency_ms"][key] for r in runs))
 
     return {
         "req_per_s": med("req_per_s"),
         "items_per_s": med("items_per_s"),
+        "bytes_per_response": med("bytes_per_response"),
         "p50_ms": med_lat("p50"),
         "p95_ms": med_lat("p95"),
         "p99_ms": med_lat("p99"),
@@ -579,6 +614,7 @@ def profile_app(target: Target, scenario: str, opts: Options) -> Path | None:
         opts,
         duration=opts.duration,
         seed=99,
+        connections=opts.read_connections if scenario in READ_SCENARIOS else None,
     )
     print(_fmt_run(target.kind, "profiled", result), flush=True)
     for p in result["problems"]:
@@ -652,7 +688,7 @@ def machine_info(pg: str, *, need_pg: bool) -> dict[str, Any]:
                     "('shared_buffers', 'synchronous_commit', 'fsync', 'max_connections')"
                 ).fetchall()
             )
-    packages = {}
+    packages: dict[str, str | None] = {}
     for name in (
         "fastapi",
         "starlette",
@@ -746,6 +782,46 @@ def print_summary(results: dict[str, Any]) -> tuple[list[str], bool]:
                     f"{scenario}: p99 per batch alone (1 connection) {p99:.0f} ms vs < "
                     f"{BATCH_P99_LIMIT_MS:.0f} ms: {_verdict(p99 < BATCH_P99_LIMIT_MS)}"
                 )
+    for scenario in READ_SCENARIOS:
+        s = results["scenarios"].get(scenario)
+        if s is None:
+            continue
+        a, b = s["app"], s["baseline"]
+        per_round = ", ".join(f"{r['ratio']:.3f}" for r in s["rounds"])
+        lines.append(f"- {SCENARIO_TITLES[scenario]}, {s['connections']} connection(s):")
+        for kind, m in (("app", a), ("baseline", b)):
+            lines.append(
+                f"    {kind:<8} {m['req_per_s']:8.1f} req/s  p50 {m['p50_ms']:.1f} "
+                f"p95 {m['p95_ms']:.1f} p99 {m['p99_ms']:.1f} ms  "
+                f"{m['bytes_per_response'] / 1024:.1f} KiB per response"
+            )
+        slowdown = a["p50_ms"] / b["p50_ms"] if b["p50_ms"] else 0.0
+        lines.append(
+            f"    ratio {s['median_ratio']:.3f} (rounds: {per_round}); "
+            f"p50 app/baseline {slowdown:.1f}x"
+        )
+        if scenario == "trend":
+            verdicts.append(
+                f"trend: ratio {s['median_ratio']:.3f} vs target >= {TREND_TARGET}: "
+                f"{_verdict(s['median_ratio'] >= TREND_TARGET)}"
+            )
+            verdicts.append(
+                f"trend: p50 {a['p50_ms']:.1f} ms vs < {TREND_P50_LIMIT_MS:.0f} ms: "
+                f"{_verdict(a['p50_ms'] < TREND_P50_LIMIT_MS)}"
+            )
+        elif scenario == "list":
+            verdicts.append(
+                f"list: page p50 {a['p50_ms']:.1f} ms (p99 {a['p99_ms']:.1f}) vs < "
+                f"{LIST_P50_LIMIT_MS:.0f} ms: {_verdict(a['p50_ms'] < LIST_P50_LIMIT_MS)}"
+            )
+        else:
+            verdicts.append(
+                f"outcomes: ratio {s['median_ratio']:.3f} ({1 / s['median_ratio']:.1f}x the "
+                f"baseline's time) vs within {OUTCOMES_MAX_SLOWDOWN:.0f}x: "
+                f"{_verdict(s['median_ratio'] * OUTCOMES_MAX_SLOWDOWN >= 1)}"
+                if s["median_ratio"]
+                else "outcomes: no successful request"
+            )
     s = results["scenarios"].get("sqlite")
     if s is not None:
         a = s["app"]
@@ -797,6 +873,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(one batch's own latency; 0 to skip; default 5)",
     )
     p.add_argument("--participants", type=int, default=200, help="participants (default 200)")
+    p.add_argument(
+        "--read-connections",
+        type=int,
+        default=1,
+        help="connections for the read scenarios (default 1: one request's own latency)",
+    )
+    p.add_argument(
+        "--cohort",
+        type=int,
+        default=1000,
+        help="participants of the list/outcomes study (default 1000)",
+    )
+    p.add_argument(
+        "--cohort-days", type=int, default=365, help="days of diary per cohort participant"
+    )
+    p.add_argument(
+        "--trend-days", type=int, default=730, help="days of diary of the trend participant"
+    )
     p.add_argument("--timeout", type=float, default=60.0, help="per-request timeout in seconds")
     p.add_argument(
         "--pg",
@@ -837,6 +931,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"unknown scenarios {sorted(unknown)}; choose from {', '.join(ALL_SCENARIOS)}")
     if args.rounds < 1 or args.duration <= 0 or args.connections < 1:
         p.error("--rounds, --duration and --connections must be positive")
+    if min(args.read_connections, args.cohort, args.cohort_days, args.trend_days) < 1:
+        p.error("--read-connections, --cohort, --cohort-days and --trend-days must be positive")
+    if min(args.cohort_days, args.trend_days) <= 28:
+        p.error("--cohort-days and --trend-days must be more than the 28 screening days")
     for item in args.app_env:
         if not re.fullmatch(r"MGDIARY_\w+=.*", item):
             p.error(f"--app-env takes MGDIARY_NAME=VALUE, not {item!r}")
@@ -895,6 +993,10 @@ def main(argv: list[str] | None = None) -> int:
             "connections": args.connections,
             "warmup": args.warmup,
             "participants": args.participants,
+            "read_connections": args.read_connections,
+            "cohort": args.cohort,
+            "cohort_days": args.cohort_days,
+            "trend_days": args.trend_days,
             "scenarios": args.scenarios,
             "app_env": args.app_env,
             "app_factory": args.app_factory,
@@ -904,7 +1006,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         results["machine"] = machine_info(
-            args.pg, need_pg=any(s in PG_SCENARIOS for s in args.scenarios)
+            args.pg, need_pg=any(s in (*PG_SCENARIOS, *READ_SCENARIOS) for s in args.scenarios)
         )
     except SetupError as exc:
         print(f"bench: {exc}", file=sys.stderr)
@@ -922,24 +1024,19 @@ def main(argv: list[str] | None = None) -> int:
         connections=args.connections,
         timeout=args.timeout,
         probe_duration=args.probe_duration,
+        read_connections=args.read_connections,
     )
     counters: list[RowCounter] = []
     try:
         pg_scenarios = [s for s in args.scenarios if s in PG_SCENARIOS]
-        if pg_scenarios:
+        read_scenarios = [s for s in args.scenarios if s in READ_SCENARIOS]
+        if pg_scenarios or read_scenarios:
             print("setting up PostgreSQL databases ...", flush=True)
             recreate_database(args.pg, args.db)
-            recreate_database(args.pg, args.baseline_db)
             app_url = args.pg.replace("postgresql://", "postgresql+psycopg://", 1) + f"/{args.db}"
-            opts.participants = seed(app_settings(app_url), participants=args.participants)
-            baseline_dsn = f"{args.pg}/{args.baseline_db}"
-            from bench.baselines.minimal_app import SCHEMA
-
-            with psycopg.connect(baseline_dsn, autocommit=True) as conn:
-                conn.execute(SCHEMA)
-            app_counter = RowCounter(pg_dsn=f"{args.pg}/{args.db}")
-            base_counter = RowCounter(pg_dsn=baseline_dsn)
-            counters += [app_counter, base_counter]
+            app_dsn = f"{args.pg}/{args.db}"
+            app_counter = RowCounter(pg_dsn=app_dsn)
+            counters.append(app_counter)
             app = Target(
                 "app",
                 Server("app", args.app_factory, app_env(app_url, args.app_env)),
@@ -948,29 +1045,95 @@ def main(argv: list[str] | None = None) -> int:
                 "step_interval",
             )
             base_env = {k: v for k, v in os.environ.items() if not k.startswith("MGDIARY_")}
-            base_env["BENCH_BASELINE_DSN"] = baseline_dsn
-            baseline = Target(
-                "baseline",
-                Server("baseline", "bench.baselines.minimal_app:create_app", base_env),
-                base_counter,
-                "bench_entry",
-                "bench_step_interval",
-            )
+            targets: dict[str, Target] = {}
+            if pg_scenarios:
+                recreate_database(args.pg, args.baseline_db)
+                opts.participants = seed(app_settings(app_url), participants=args.participants)
+                baseline_dsn = f"{args.pg}/{args.baseline_db}"
+                from bench.baselines.minimal_app import SCHEMA
+
+                with psycopg.connect(baseline_dsn, autocommit=True) as conn:
+                    conn.execute(SCHEMA)
+                base_counter = RowCounter(pg_dsn=baseline_dsn)
+                counters.append(base_counter)
+                targets["write"] = Target(
+                    "baseline",
+                    Server(
+                        "baseline",
+                        "bench.baselines.minimal_app:create_app",
+                        {**base_env, "BENCH_BASELINE_DSN": baseline_dsn},
+                    ),
+                    base_counter,
+                    "bench_entry",
+                    "bench_step_interval",
+                )
+            fixtures = None
+            if read_scenarios:
+                from bench.reads import seed_reads
+
+                print(
+                    f"seeding the read data: 1 participant x {args.trend_days} days, "
+                    f"{args.cohort} participants x {args.cohort_days} days ...",
+                    flush=True,
+                )
+                fixtures = seed_reads(
+                    app_settings(app_url),
+                    app_dsn,
+                    cohort=args.cohort,
+                    cohort_days=args.cohort_days,
+                    trend_days=args.trend_days,
+                    token_ttl_seconds=TOKEN_TTL_SECONDS,
+                )
+                results["read_data"] = fixtures.summary()
+                print(
+                    f"  {fixtures.entries} diary entries in "
+                    f"{fixtures.seconds['total']:.0f} s ({fixtures.summary()['seed_seconds']})",
+                    flush=True,
+                )
+                opts.reads = {s: fixtures.gets(s) for s in read_scenarios}
+                # The read baseline reads the app's own rows.
+                targets["read"] = Target(
+                    "baseline",
+                    Server(
+                        "baseline-reads",
+                        "bench.baselines.read_app:create_app",
+                        {**base_env, "BENCH_BASELINE_DSN": app_dsn},
+                    ),
+                    app_counter,
+                    "diary_entry",
+                    "step_interval",
+                )
             app.server.start()
-            baseline.server.start()
+            for target in targets.values():
+                target.server.start()
             try:
                 for scenario in pg_scenarios:
                     results["scenarios"][scenario] = run_pg_scenario(
-                        scenario, app, baseline, opts, failures
+                        scenario, app, targets["write"], opts, failures
                     )
+                for scenario in read_scenarios:
+                    assert fixtures is not None
+                    from bench.reads import same_answer
+
+                    problems = same_answer(
+                        scenario, fixtures, app.server.port, targets["read"].server.port
+                    )
+                    for problem in problems:
+                        failures.append(f"{scenario}: app and baseline disagree: {problem}")
+                        print(f"CHECK FAILED ({scenario}): {problem}", flush=True)
+                    results["scenarios"][scenario] = run_pg_scenario(
+                        scenario, app, targets["read"], opts, failures
+                    )
+                    results["scenarios"][scenario]["same_answer"] = problems or "ok"
                 if args.profile:
-                    for scenario in pg_scenarios:
+                    for scenario in [*pg_scenarios, *read_scenarios]:
                         print(f"\n== profile of the app: {SCENARIO_TITLES[scenario]}", flush=True)
                         path = profile_app(app, scenario, opts)
                         results["scenarios"][scenario]["profile"] = str(path) if path else None
             finally:
                 app.server.stop()
-                baseline.server.stop()
+                for target in targets.values():
+                    target.server.stop()
         if "sqlite" in args.scenarios:
             print("\nsetting up the SQLite database ...", flush=True)
             path = OUT_DIR / "mgdiary-bench.sqlite3"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta, timezone
@@ -215,16 +216,45 @@ def _adherence(
             end_date=end,
         )
     expected = (end - start).days // period + 1
-    covered = {(d - start).days // period for d in dates if start <= d <= end}
+    if period == 1:
+        # Daily cadence: the distinct dates in [start, end] (a year of them per participant).
+        ordered = sorted(set(dates))
+        with_entry = bisect_right(ordered, end) - bisect_left(ordered, start)
+    else:
+        with_entry = len({(d - start).days // period for d in dates if start <= d <= end})
     return Adherence(
         participant_id=participant.id,
         period_days=period,
         periods_expected=expected,
-        periods_with_entry=len(covered),
-        adherence=round(len(covered) / expected, 4),
+        periods_with_entry=with_entry,
+        adherence=round(with_entry / expected, 4),
         start_date=start,
         end_date=end,
     )
+
+
+def _diary_dates(
+    session: Session, participant_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, Sequence[date]]:
+    """The dates with at least one diary entry, per participant (any order).
+
+    On PostgreSQL one row per participant with an array of dates: a page of participants with a
+    year of daily entries each is tens of thousands of (participant, date) rows otherwise, most
+    of a participant-list request (docs/performance.md, issue 4).
+    """
+    pid, day = col(DiaryEntry.participant_id), col(DiaryEntry.diary_date)
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        arrays = (
+            sa.select(pid, sa.func.array_agg(sa.distinct(day)))
+            .where(pid.in_(participant_ids))
+            .group_by(pid)
+        )
+        return dict(connection.execute(arrays).all())
+    grouped: dict[uuid.UUID, list[date]] = {}
+    for p, d in connection.execute(sa.select(pid, day).distinct().where(pid.in_(participant_ids))):
+        grouped.setdefault(p, []).append(d)
+    return dict(grouped)
 
 
 def adherence(
@@ -242,15 +272,9 @@ def adherence_many(
     session: Session, participants: Sequence[Participant], today: date | None = None
 ) -> dict[uuid.UUID, Adherence]:
     """Adherence of several participants with one query for their diary dates."""
-    dates: dict[uuid.UUID, list[date]] = {p.id: [] for p in participants}
+    dates: dict[uuid.UUID, Sequence[date]] = {p.id: [] for p in participants}
     if dates:
-        rows = session.exec(
-            select(col(DiaryEntry.participant_id), col(DiaryEntry.diary_date))
-            .distinct()
-            .where(col(DiaryEntry.participant_id).in_(list(dates)))
-        ).all()
-        for pid, day in rows:
-            dates[pid].append(day)
+        dates.update(_diary_dates(session, list(dates)))
     result = {}
     for p in participants:
         protocol = studies_service.definition_for_version(session, p.protocol_version_id)

@@ -12,19 +12,22 @@ import datetime as dt
 import io
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlmodel import Session, col, select
 
 from app.auth import scoping
 from app.auth.principal import StaffPrincipal
 from app.core.models import utcnow
-from app.diary.models import DiaryEntry, DiaryEntryVersion, MgAdlResponse
+from app.diary.models import DiaryEntry, DiaryEntryVersion, MgAdlResponse, is_current_version
+from app.medications import service as medications_service
 from app.participants.models import Participant
-from app.scores import stats, trends
+from app.scores import proportions, stats, trends
 from app.scores.models import ClinicAssessment, ClinicAssessmentVersion
 from app.studies.models import Study
 from app.studies.protocol import ProtocolDefinition
@@ -48,23 +51,8 @@ def participant_series(
     if not participant_ids:
         return series
     if "mg_adl" in instruments:
-        diary_rows = session.exec(
-            select(
-                col(DiaryEntry.participant_id), col(DiaryEntry.diary_date), col(MgAdlResponse.total)
-            )
-            .join(DiaryEntryVersion, col(DiaryEntryVersion.entry_id) == DiaryEntry.id)
-            .join(MgAdlResponse, col(MgAdlResponse.version_id) == DiaryEntryVersion.id)
-            .where(
-                col(DiaryEntry.participant_id).in_(participant_ids),
-                DiaryEntry.kind == "mg_adl",
-                col(DiaryEntryVersion.version) == col(DiaryEntry.current_version),
-            )
-            .order_by(col(DiaryEntry.diary_date), col(DiaryEntry.recorded_at))
-        ).all()
-        for pid, day, total in diary_rows:
-            series[(pid, "mg_adl")].append(
-                trends.Point(date=day, value=float(total), source="diary")
-            )
+        for pid, days, totals in _diary_mg_adl(session, participant_ids):
+            series[(pid, "mg_adl")].extend(_points(days, totals, "diary"))
     clinic_rows = session.exec(
         select(
             col(ClinicAssessment.participant_id),
@@ -88,6 +76,59 @@ def participant_series(
             trends.Point(date=day, value=float(total), source="clinic")
         )
     return series
+
+
+def _diary_mg_adl(
+    session: Session, participant_ids: list[uuid.UUID]
+) -> Iterable[tuple[uuid.UUID, Sequence[dt.date], Sequence[int]]]:
+    """Per participant: the diary MG-ADL dates and totals (current versions), in series order
+    (date, then recording time).
+
+    On PostgreSQL one row per participant with two ordered arrays: a study's diaries are
+    hundreds of thousands of rows, and turning each into a result row cost most of the
+    request (docs/performance.md, issue 4). Elsewhere, one row per value, grouped here.
+    """
+    order = (col(DiaryEntry.diary_date), col(DiaryEntry.recorded_at))
+
+    def joined(statement: Any) -> Any:
+        return (
+            statement.join(DiaryEntryVersion, is_current_version())
+            .join(MgAdlResponse, col(MgAdlResponse.version_id) == DiaryEntryVersion.id)
+            .where(col(DiaryEntry.participant_id).in_(participant_ids), DiaryEntry.kind == "mg_adl")
+        )
+
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        arrays = joined(
+            sa.select(
+                col(DiaryEntry.participant_id),
+                sa.func.array_agg(aggregate_order_by(col(DiaryEntry.diary_date), *order)),
+                sa.func.array_agg(aggregate_order_by(col(MgAdlResponse.total), *order)),
+            )
+        ).group_by(col(DiaryEntry.participant_id))
+        return [(pid, days, totals) for pid, days, totals in connection.execute(arrays)]
+    rows = connection.execute(
+        joined(
+            sa.select(
+                col(DiaryEntry.participant_id),
+                col(DiaryEntry.diary_date),
+                col(MgAdlResponse.total),
+            )
+        ).order_by(*order)
+    ).all()
+    grouped: dict[uuid.UUID, tuple[list[dt.date], list[int]]] = {}
+    for pid, day, total in rows:
+        days, totals = grouped.setdefault(pid, ([], []))
+        days.append(day)
+        totals.append(total)
+    return [(pid, days, totals) for pid, (days, totals) in grouped.items()]
+
+
+def _points(
+    days: Sequence[dt.date], totals: Sequence[int], source: trends.Source
+) -> list[trends.Point]:
+    point = trends.shared_point
+    return [point(day, total, source) for day, total in zip(days, totals, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -178,10 +219,17 @@ def study_outcomes(
         "without_worsening": _proportion(
             [not o.trend.worsening_dates for o in mg_adl if o.trend.baseline_value is not None]
         ),
+        "without_relapse": _without_relapse(mg_adl, protocol),
+        "corticosteroid_reduction": _corticosteroid_reduction(session, with_day0, protocol),
         "notes": [
             "Change = value - baseline (negative is better); 95 % CI of the mean uses Student's "
             "t; responders fall at least the protocol's delta below baseline.",
             "Kaplan-Meier times are days from day 0, censored at the last value or withdrawal.",
+            "Proportions report n (denominator), count (numerator) and proportion; relapse and "
+            "corticosteroid dose reduction follow the protocol's efficacy.relapse and "
+            "efficacy.corticosteroid_reduction rules (registry terms without a standard "
+            "definition). Participants without corticosteroids at baseline are excluded from "
+            "the corticosteroid-reduction denominator.",
             "Adverse-event counts are added by the safety module.",
         ],
     }
@@ -191,6 +239,78 @@ def _proportion(flags: Sequence[bool]) -> dict[str, Any]:
     n = len(flags)
     yes = sum(flags)
     return {"n": n, "count": yes, "proportion": round(yes / n, 4) if n else None}
+
+
+def _without_relapse(
+    mg_adl: Sequence[ParticipantOutcome], protocol: ProtocolDefinition
+) -> dict[str, Any]:
+    """Proportion without relapse, overall and per visit (rules: ``app.scores.proportions``)."""
+    rule = protocol.efficacy.relapse
+    settings = proportions.RelapseSettings(
+        improvement_delta=protocol.efficacy.mg_adl_improvement_delta,
+        kind=rule.kind,
+        rise_delta=rule.rise_delta,
+        confirmations=rule.confirmations,
+    )
+    per_participant = [
+        (
+            proportions.relapse_status(
+                o.trend.points, o.trend.day0, o.trend.baseline_value, settings
+            ),
+            [v.date for v in o.visit_values],
+        )
+        for o in mg_adl
+    ]
+    return proportions.without_relapse_table(
+        per_participant, protocol.visits.visit_days(), settings
+    )
+
+
+def _observed_until(participant: Participant, protocol: ProtocolDefinition) -> dt.date:
+    """Last participant-local day of observation: today, withdrawal or end of follow-up."""
+    assert participant.day0_date is not None
+    zone = ZoneInfo(participant.time_zone)
+    last = min(
+        utcnow().astimezone(zone).date(),
+        participant.day0_date + dt.timedelta(days=protocol.follow_up_end_day),
+    )
+    if participant.withdrawn_at is not None:
+        last = min(last, participant.withdrawn_at.astimezone(zone).date())
+    return last
+
+
+def _corticosteroid_reduction(
+    session: Session, participants: Sequence[Participant], protocol: ProtocolDefinition
+) -> dict[str, Any]:
+    """Proportion with corticosteroid dose reduction, overall and per visit; every
+    participant's regimen is read with one query (rules: ``app.scores.proportions``)."""
+    regimens = medications_service.corticosteroid_regimens(
+        session, participant_ids=[p.id for p in participants]
+    )
+    empty = medications_service.CorticosteroidRegimen()
+    courses = []
+    for p in participants:
+        assert p.day0_date is not None
+        regimen = regimens.get(p.id, empty)
+        courses.append(
+            proportions.SteroidCourse(
+                day0=p.day0_date,
+                lines=regimen.lines,
+                baseline_mg=proportions.baseline_dose(
+                    regimen.lines,
+                    p.day0_date,
+                    kind=protocol.baseline.kind,
+                    lookback_days=protocol.baseline.lookback_days,
+                ),
+                observed_until=_observed_until(p, protocol),
+                not_derivable=regimen.not_derivable > 0,
+            )
+        )
+    return proportions.reduction_table(
+        courses,
+        protocol.visits.visit_days(),
+        protocol.efficacy.corticosteroid_reduction.min_reduction_percent,
+    )
 
 
 def _km(observations: list[tuple[int | None, int | None]]) -> dict[str, Any]:
@@ -270,6 +390,7 @@ def _instrument_table(
 
 CSV_COLUMNS = (
     "instrument",
+    "measure",
     "visit_day",
     "week",
     "n",
@@ -281,16 +402,32 @@ CSV_COLUMNS = (
     "mean_percent_change",
     "responders",
     "responder_proportion",
+    "count",
+    "proportion",
+)
+#: Per-visit proportions in the CSV: (document key, instrument column, measure column).
+CSV_PROPORTIONS = (
+    ("without_relapse", "mg_adl", "without_relapse"),
+    ("corticosteroid_reduction", "corticosteroid", "corticosteroid_dose_reduction"),
 )
 
 
 def outcomes_csv(document: dict[str, Any]) -> str:
+    """The outcome table as CSV: one row per instrument and visit (``measure``
+    ``change_from_baseline``: n, change statistics, responders), then one row per proportion and
+    visit (``n`` the denominator, ``count`` the numerator, ``proportion``)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
+
+    def write(instrument: str, measure: str, row: dict[str, Any]) -> None:
+        values = {**row, "instrument": instrument, "measure": measure}
+        writer.writerow(["" if values.get(c) is None else values[c] for c in CSV_COLUMNS])
+
     for instrument, table in document["instruments"].items():
         for row in table["time_points"]:
-            writer.writerow(
-                [instrument, *("" if row[c] is None else row[c] for c in CSV_COLUMNS[1:])]
-            )
+            write(instrument, "change_from_baseline", row)
+    for key, instrument, measure in CSV_PROPORTIONS:
+        for row in document[key]["time_points"]:
+            write(instrument, measure, row)
     return out.getvalue()

@@ -18,6 +18,7 @@ from app.participants import service as participants_service
 from app.participants.deps import ClinicalParticipant, CurrentParticipant, ValidParticipant
 from app.participants.models import Participant
 from app.scores import clinic, outcomes, overview, trend_service
+from app.scores import picture as picture_service
 from app.scores.overview import ParticipantRow
 from app.scores.schemas import (
     Analyte,
@@ -198,11 +199,13 @@ def lab_versions(session: SessionDep, staff: CurrentStaff, lab_id: uuid.UUID) ->
 def participant_trend_svg(
     session: SessionDep, participant: ValidParticipant, instrument: TrendInstrument
 ) -> Response:
-    """The trend as a picture: series, baseline, improvement band and day 0."""
-    document = trend_service.participant_trend(
+    """The trend as a picture: series, baseline, improvement band and day 0, with study-drug
+    administrations (vertical markers, infusion days shaded) and clinic visits (completed,
+    scheduled, missed) marked, and a legend. No identifiers or free text are drawn."""
+    picture = picture_service.participant_trend_svg(
         session, participant=participant, instrument=instrument
     )
-    return Response(trend_service.trend_svg(document), media_type="image/svg+xml")
+    return Response(picture, media_type="image/svg+xml")
 
 
 @portal_router.get(
@@ -261,7 +264,11 @@ def study_outcomes(session: SessionDep, staff: CurrentStaff, study_id: uuid.UUID
     Per instrument and scheduled visit: n, mean and median change from baseline with SD and
     95 % CI, and responders per the protocol's deltas; Kaplan-Meier estimates of the time to
     MSE and to the first clinically meaningful MG-ADL improvement (censored at last contact or
-    withdrawal); the proportion without confirmed MG-ADL worsening.
+    withdrawal); the proportion without confirmed MG-ADL worsening; per visit and overall, the
+    proportions without relapse (among responders; the protocol's `efficacy.relapse` rule) and
+    with corticosteroid dose reduction (among participants on corticosteroids at baseline; the
+    protocol's `efficacy.corticosteroid_reduction`), each as n (denominator), count and
+    proportion.
     """
     return _outcomes(session, staff, study_id)
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any, Literal
-from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from app.core.models import utcnow
-from app.diary.models import DiaryEntry, DiaryEntryVersion, MgAdlResponse
+from app.diary.models import DiaryEntry, DiaryEntryVersion, MgAdlResponse, is_current_version
 from app.diary.queries import daily_steps
 from app.medications import service as medications_service
 from app.participants.models import Participant
@@ -26,19 +26,23 @@ TrendInstrument = Literal[
 HISTORY_DAYS = 3650
 
 
+#: Built once (building a statement costs about what running this one does); plain Core rows.
+_DIARY_MG_ADL = (
+    select(col(DiaryEntry.diary_date), col(MgAdlResponse.total))
+    .join(DiaryEntryVersion, is_current_version())
+    .join(MgAdlResponse, col(MgAdlResponse.version_id) == DiaryEntryVersion.id)
+    .where(
+        DiaryEntry.participant_id == sa.bindparam("participant_id"),
+        DiaryEntry.kind == "mg_adl",
+    )
+    .order_by(col(DiaryEntry.diary_date), col(DiaryEntry.recorded_at))
+)
+
+
 def _diary_mg_adl(session: Session, participant: Participant) -> list[trends.Point]:
-    rows = session.exec(
-        select(col(DiaryEntry.diary_date), col(MgAdlResponse.total))
-        .join(DiaryEntryVersion, col(DiaryEntryVersion.entry_id) == DiaryEntry.id)
-        .join(MgAdlResponse, col(MgAdlResponse.version_id) == DiaryEntryVersion.id)
-        .where(
-            DiaryEntry.participant_id == participant.id,
-            DiaryEntry.kind == "mg_adl",
-            col(DiaryEntryVersion.version) == col(DiaryEntry.current_version),
-        )
-        .order_by(col(DiaryEntry.diary_date), col(DiaryEntry.recorded_at))
-    ).all()
-    return [trends.Point(date=d, value=float(total), source="diary") for d, total in rows]
+    rows = session.connection().execute(_DIARY_MG_ADL, {"participant_id": participant.id})
+    point = trends.shared_point
+    return [point(d, total, "diary") for d, total in rows]
 
 
 def _clinic(session: Session, participant: Participant, instrument: str) -> list[trends.Point]:
@@ -130,86 +134,3 @@ def _steps_trend(
         "first_mse_date": None,
         "worsening_dates": [],
     }
-
-
-# --- picture ------------------------------------------------------------------------------
-
-_W, _H, _PAD = 640, 320, 48
-
-
-def trend_svg(document: dict[str, Any]) -> str:
-    """A small, dependency-free SVG: the series, the baseline, the improvement band and day 0."""
-    points = [p for p in document["points"] if p["value"] is not None]
-    title = f"{document['instrument']} trend"
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{_H}" '
-        f'viewBox="0 0 {_W} {_H}" role="img" aria-label="{escape(title)}">',
-        f"<title>{escape(title)}</title>",
-        f'<rect x="0" y="0" width="{_W}" height="{_H}" fill="white"/>',
-    ]
-    if not points:
-        parts.append(
-            f'<text x="{_W / 2}" y="{_H / 2}" text-anchor="middle" '
-            'font-family="sans-serif" font-size="14">No data yet</text></svg>'
-        )
-        return "".join(parts)
-    dates = [dt.date.fromisoformat(p["date"]) for p in points]
-    values = [float(p["value"]) for p in points]
-    raw_baseline, raw_delta = document.get("baseline_value"), document.get("improvement_delta")
-    baseline = float(raw_baseline) if raw_baseline is not None else None
-    delta = float(raw_delta) if raw_delta else None
-    lows = values + ([baseline - delta] if baseline is not None and delta else [])
-    highs = values + ([baseline] if baseline is not None else [])
-    lo, hi = min(0.0, min(lows)), max(highs) or 1.0
-    first, last = min(dates), max(dates)
-    span = max((last - first).days, 1)
-
-    def x(d: dt.date) -> float:
-        return _PAD + (d - first).days / span * (_W - 2 * _PAD)
-
-    def y(v: float) -> float:
-        return _H - _PAD - (v - lo) / ((hi - lo) or 1.0) * (_H - 2 * _PAD)
-
-    if baseline is not None:
-        if delta:
-            top, bottom = y(baseline - delta), y(lo)
-            parts.append(
-                f'<rect class="improvement-band" x="{_PAD}" y="{top:.1f}" '
-                f'width="{_W - 2 * _PAD}" height="{max(bottom - top, 0):.1f}" '
-                'fill="#e6f4ea"/>'
-            )
-        parts.append(
-            f'<line class="baseline" x1="{_PAD}" x2="{_W - _PAD}" y1="{y(baseline):.1f}" '
-            f'y2="{y(baseline):.1f}" stroke="#888" stroke-dasharray="4 3"/>'
-        )
-    day0 = document.get("day0_date")
-    if day0 and first <= dt.date.fromisoformat(day0) <= last:
-        x0 = x(dt.date.fromisoformat(day0))
-        parts.append(
-            f'<line class="day0" x1="{x0:.1f}" x2="{x0:.1f}" y1="{_PAD}" '
-            f'y2="{_H - _PAD}" stroke="#c5221f"/>'
-        )
-    path = " ".join(f"{x(d):.1f},{y(v):.1f}" for d, v in zip(dates, values, strict=True))
-    parts.append(
-        f'<polyline class="series" points="{path}" fill="none" stroke="#1a73e8" stroke-width="2"/>'
-    )
-    for p, d, v in zip(points, dates, values, strict=True):
-        parts.append(
-            f'<circle class="point" cx="{x(d):.1f}" cy="{y(v):.1f}" r="3" '
-            f'fill="#1a73e8" data-date="{d.isoformat()}" data-value="{v:g}" '
-            f'data-source="{escape(p["source"])}"/>'
-        )
-    parts.append(
-        f'<text x="{_PAD}" y="{_PAD - 16}" font-family="sans-serif" font-size="14">'
-        f"{escape(title)}</text>"
-    )
-    parts.append(
-        f'<text x="{_PAD}" y="{_H - 16}" font-family="sans-serif" font-size="11">'
-        f"{first.isoformat()}</text>"
-    )
-    parts.append(
-        f'<text x="{_W - _PAD}" y="{_H - 16}" text-anchor="end" '
-        f'font-family="sans-serif" font-size="11">{last.isoformat()}</text>'
-    )
-    parts.append("</svg>")
-    return "".join(parts)

@@ -50,6 +50,9 @@ import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from itertools import accumulate
+from operator import attrgetter
 from typing import Any, Final, Literal, Protocol, get_args
 
 Source = Literal["diary", "clinic", "wearable", "medication"]
@@ -312,9 +315,22 @@ class StepsTrend:
 # --- building blocks -------------------------------------------------------------------------
 
 
+_BY_DATE = attrgetter("date")
+
+
 def sort_points(points: Iterable[Point]) -> list[Point]:
     """Points by date; a stable sort, so same-date points keep their given order."""
-    return sorted(points, key=lambda p: p.date)
+    return sorted(points, key=_BY_DATE)
+
+
+@lru_cache(maxsize=65536)
+def shared_point(date: dt.date, value: float, source: Source) -> Point:
+    """``Point(date, float(value), source)``, one shared object per distinct point.
+
+    Points are immutable, and series read from the database repeat the same few thousand
+    (date, score) pairs: a study's 365,000 diary values need only that many constructions.
+    """
+    return Point(date=date, value=float(value), source=source)
 
 
 def change_from(value: float, base: float | None) -> tuple[float | None, float | None]:
@@ -453,14 +469,25 @@ def rolling_means(points: Sequence[Point], days: int) -> list[float | None]:
     date (all same-date diary values included); ``None`` for non-diary points."""
     diary = [p for p in points if p.source == "diary"]
     dates = [p.date for p in diary]
+    values = [p.value for p in diary]
+    # Whole-number scores (MG-ADL totals): prefix sums of ints are exact, so each mean is the
+    # same correctly rounded quotient fsum gives, in O(1) per point instead of O(window).
+    whole = all(isinstance(v, int) or v.is_integer() for v in values) and (
+        math.fsum(abs(v) for v in values) < 2**53
+    )
+    prefix = list(accumulate((int(v) for v in values), initial=0)) if whole else []
+    window = dt.timedelta(days=days - 1)
     means: list[float | None] = []
     for p in points:
         if p.source != "diary":
             means.append(None)
             continue
-        lo = bisect_left(dates, p.date - dt.timedelta(days=days - 1))
+        lo = bisect_left(dates, p.date - window)
         hi = bisect_right(dates, p.date)
-        means.append(math.fsum(q.value for q in diary[lo:hi]) / (hi - lo))
+        if whole:
+            means.append((prefix[hi] - prefix[lo]) / (hi - lo))
+        else:
+            means.append(math.fsum(values[lo:hi]) / (hi - lo))
     return means
 
 
@@ -496,15 +523,18 @@ def compute_trend(
     trend_points = []
     for p, mean in zip(series, rolling, strict=True):
         change, percent = change_from(p.value, base)
+        # Positional: a cohort's outcomes build hundreds of thousands of these, and keyword
+        # arguments cost a third more. Order: date, value, change_from_baseline,
+        # percent_change, source, days_from_day0, rolling_mean_7d.
         trend_points.append(
             TrendPoint(
-                date=p.date,
-                value=p.value,
-                change_from_baseline=change,
-                percent_change=percent,
-                source=p.source,
-                days_from_day0=None if day0 is None else (p.date - day0).days,
-                rolling_mean_7d=mean,
+                p.date,
+                p.value,
+                change,
+                percent,
+                p.source,
+                None if day0 is None else (p.date - day0).days,
+                mean,
             )
         )
 
@@ -566,6 +596,17 @@ def to_contract_dict(trend: Trend) -> dict[str, Any]:
     ``day0_date``, per point ``percent_change``, ``days_from_day0``, ``rolling_mean_7d``, and
     ``sustained_mse_date`` and the events' day numbers (``*_day``, ``worsening_days``).
     """
+    # A long series repeats the same few values (scores, changes, 7-day means): each is
+    # rounded once (equal numbers round equally, so the cache cannot change an answer).
+    rounded: dict[float | None, float | int | None] = {None: None}
+
+    def num(value: float | None) -> float | int | None:
+        try:
+            return rounded[value]
+        except KeyError:
+            result = rounded[value] = _num(value)
+            return result
+
     return {
         "instrument": trend.instrument,
         "day0_date": _iso(trend.day0),
@@ -574,12 +615,12 @@ def to_contract_dict(trend: Trend) -> dict[str, Any]:
         "points": [
             {
                 "date": p.date.isoformat(),
-                "value": _num(p.value),
-                "change_from_baseline": _num(p.change_from_baseline),
+                "value": num(p.value),
+                "change_from_baseline": num(p.change_from_baseline),
                 "source": p.source,
-                "percent_change": _num(p.percent_change),
+                "percent_change": num(p.percent_change),
                 "days_from_day0": p.days_from_day0,
-                "rolling_mean_7d": _num(p.rolling_mean_7d),
+                "rolling_mean_7d": num(p.rolling_mean_7d),
             }
             for p in trend.points
         ],
@@ -616,24 +657,23 @@ def visit_values(
     returned in the order given.
     """
     series = sort_points(points)
+    dates = [p.date for p in series]
     out: list[VisitValue] = []
     for visit_id, target, start, end in visit_targets:
         if end < start:
             raise ValueError(f"visit {visit_id}: window_end is before window_start")
-        best: Point | None = None
-        for p in series:
-            if not start <= p.date <= end:
-                continue
-            distance = abs((p.date - target).days)
-            if (
-                best is None
-                or distance < abs((best.date - target).days)
-                or (p.date == best.date)  # same date: the later-given value wins
-            ):
-                best = p
-        if best is None:
+        # Binary search on the sorted dates (a cohort has hundreds of values per participant):
+        # the window's first value on or after the target, and the one before it.
+        lo, hi = bisect_left(dates, start), bisect_right(dates, end)
+        if lo == hi:
             out.append(VisitValue(visit_id, target, None, None, None, None, None))
             continue
+        after = bisect_left(dates, target, lo, hi)
+        if after == hi or (after > lo and target - dates[after - 1] <= dates[after] - target):
+            chosen = dates[after - 1]  # a tie goes to the earlier date
+        else:
+            chosen = dates[after]
+        best = series[bisect_right(dates, chosen, lo, hi) - 1]  # that date's last value
         change, percent = change_from(best.value, baseline_value)
         out.append(
             VisitValue(visit_id, target, best.date, best.value, best.source, change, percent)

@@ -205,8 +205,47 @@ class OcularShareRule(Strict):
     inclusive: bool = False
 
 
+class RelapseRule(Strict):
+    """What counts as a relapse for "proportion without relapse" (study outcomes).
+
+    Source: trials.md section 3 (HN2301) registers "proportions without ... relapse" but defines
+    no relapse; instruments.md has no relapse definition either (the nearest rules, worsening in
+    1.7 and the MGFA "Exacerbation" status in 5.2, are tagged [U]). So the rule is a protocol
+    setting. Relapse is judged on MG-ADL (diary and clinic values together) and only after a
+    response, i.e. after the first fall of at least ``mg_adl_improvement_delta`` below baseline
+    (the responder definition, instruments.md 1.5 [C]):
+
+    - ``loss_of_improvement`` (default): ``confirmations`` consecutive values that are no longer
+      ``mg_adl_improvement_delta`` below baseline - the response is lost. Mirrors the responder
+      definition; confirmation on the next entry as for worsening (1.7 [U]).
+    - ``rise_from_nadir``: ``confirmations`` consecutive values at least ``rise_delta`` above the
+      lowest value since the response (the MCID, 1.5 [C], mirrored as in 1.7 [U]).
+    """
+
+    kind: Literal["loss_of_improvement", "rise_from_nadir"] = "loss_of_improvement"
+    rise_delta: int = Field(default=2, ge=1, le=24)
+    confirmations: int = Field(default=2, ge=1, le=5)
+
+
+class CorticosteroidReductionRule(Strict):
+    """What counts as "corticosteroid dose reduction" (study outcomes).
+
+    Source: trials.md section 3 (HN2301) registers "proportion ... with corticosteroid dose
+    reduction" without a threshold; instruments.md has none ([U] for this service). Default: a
+    fall of the daily prednisone-equivalent dose of at least 50 % from baseline - the primary
+    end point of a steroid-sparing MG trial, "the percent of patients achieving a 50% or greater
+    reduction in CS dose at week 39 from baseline", read in the pubcompare.ai methods excerpt
+    that instruments.md lists as S20 ([S]: secondary; check against the sponsor's protocol).
+    Only participants taking a corticosteroid at baseline (prednisone-equivalent dose above 0)
+    are in the denominator.
+    """
+
+    min_reduction_percent: float = Field(default=50, gt=0, le=100, allow_inf_nan=False)
+
+
 class EfficacyThresholds(Strict):
-    """Responder, MSE and worsening settings (instruments.md 1.5-1.7)."""
+    """Responder, MSE, worsening, relapse and corticosteroid-reduction settings
+    (instruments.md 1.5-1.7; relapse and corticosteroid reduction: see their rules)."""
 
     mg_adl_improvement_delta: int = Field(default=2, ge=1, le=24)  # 1.5 [C]
     qmg_improvement_delta: int = Field(default=3, ge=1, le=39)  # 2 / issue 4 [U baseline-dep.]
@@ -217,6 +256,8 @@ class EfficacyThresholds(Strict):
     worsening_delta: int = Field(default=2, ge=1, le=24)  # 1.7 [U]: setting
     worsening_confirmations: int = Field(default=2, ge=1, le=5)
     ocular_share: OcularShareRule = OcularShareRule()
+    relapse: RelapseRule = RelapseRule()  # [U]: setting
+    corticosteroid_reduction: CorticosteroidReductionRule = CorticosteroidReductionRule()  # [U]
 
 
 class QmgSettings(Strict):

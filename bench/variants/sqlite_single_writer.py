@@ -27,6 +27,6 @@ def create_app() -> FastAPI:
         max_overflow=0,
         pool_timeout=30,
     )
-    event.listen(engine, "connect", db._sqlite_on_connect)
+    event.listen(engine, "connect", db.sqlite_on_connect)
     event.listen(engine, "begin", db._sqlite_on_begin)
     return create_mgdiary_app(settings, engine=engine)

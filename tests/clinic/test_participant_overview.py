@@ -10,7 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
-from tests.clinic.test_trends_api import diary
+from tests.clinic.test_trends_api import diary, mg_adl
 from tests.factories import bearer, create_participant, create_study, participant_token, staff_token
 
 
@@ -67,3 +67,70 @@ def test_rows_with_latest_value_change_and_adherence(
     finally:
         event.remove(connection, "before_cursor_execute", count)
     assert len(statements) == per_page
+
+
+def test_rows_agree_with_the_whole_series(client: TestClient, session: Session) -> None:
+    """A row reads only the baseline window and the newest date (docs/performance.md, issue 4);
+    its latest value and baseline must be what the participant's whole trend gives: diary and
+    clinic values, same-date values (the clinic one last), values outside the window, and series
+    that end before or inside the window."""
+    study, sites = create_study(session)
+    investigator = bearer(staff_token(session, role="investigator", study=study, site=sites["X"]))
+    cases = {
+        # subject: (diary (date, total), clinic (date, total))
+        "C-1": (
+            [("2025-12-01", 12), ("2026-01-04", 9), ("2026-01-05", 8), ("2026-02-01", 4)],
+            [("2026-01-05", 7), ("2026-02-01", 5)],
+        ),
+        "C-2": ([("2025-11-01", 10), ("2025-11-02", 11)], []),  # ends before the window
+        "C-3": ([("2025-12-20", 6), ("2026-01-02", 5)], [("2025-12-30", 9)]),  # ends inside it
+        "C-4": ([], [("2026-01-03", 14), ("2026-03-01", 10)]),  # clinic only
+    }
+    ids = {}
+    for subject, (entries, visits) in cases.items():
+        participant, _ = create_participant(
+            session,
+            study=study,
+            site=sites["X"],
+            subject_code=subject,
+            enrolled_on=date(2025, 10, 1),
+            day0_date=date(2026, 1, 5),
+        )
+        ids[subject] = participant.id
+        if entries:
+            response = client.post(
+                "/app/v1/diary/sync",
+                json={"entries": [diary(day, total) for day, total in entries]},
+                headers=bearer(participant_token(participant)),
+            )
+            assert response.status_code == 200, response.text
+        for day, total in visits:
+            response = client.post(
+                f"/portal/v1/participants/{participant.id}/assessments",
+                json={
+                    "instrument": "mg_adl",
+                    "assessed_at": f"{day}T10:00:00+01:00",
+                    "items": mg_adl(total),
+                },
+                headers=investigator,
+            )
+            assert response.status_code == 201, response.text
+    response = client.get(f"/portal/v1/studies/{study.id}/participants", headers=investigator)
+    assert response.status_code == 200, response.text
+    rows = {r["subject_code"]: r for r in response.json()["items"]}
+    for subject, pid in ids.items():
+        trend = client.get(f"/portal/v1/participants/{pid}/trends/mg_adl", headers=investigator)
+        assert trend.status_code == 200, trend.text
+        body = trend.json()
+        last = body["points"][-1]
+        row = rows[subject]
+        assert (row["latest_mg_adl"], row["latest_mg_adl_date"]) == (last["value"], last["date"])
+        assert row["mg_adl_baseline"] == body["baseline_value"], subject
+        expected_change = (
+            None if body["baseline_value"] is None else last["value"] - body["baseline_value"]
+        )
+        assert row["mg_adl_change_from_baseline"] == expected_change, subject
+    assert (rows["C-1"]["latest_mg_adl"], rows["C-1"]["mg_adl_baseline"]) == (5, 7)
+    assert rows["C-2"]["mg_adl_baseline"] is None
+    assert (rows["C-3"]["latest_mg_adl"], rows["C-3"]["mg_adl_baseline"]) == (5, 5)
+    assert (rows["C-4"]["latest_mg_adl"], rows["C-4"]["mg_adl_baseline"]) == (10, 14)

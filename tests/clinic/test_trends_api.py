@@ -231,3 +231,57 @@ def test_corticosteroid_and_steps_trends(client: TestClient, world: dict[str, An
     ).json()
     assert body["baseline_value"] == 3000
     assert [(p["value"], p["change_from_baseline"]) for p in body["points"]] == [(6000, 3000)]
+
+
+def test_svg_marks_dosing_days_and_visits(
+    client: TestClient, session: Session, world: dict[str, Any]
+) -> None:
+    """Issue 4 item 5: "dosing days and visits marked" - the study-drug infusion (5 days from
+    day 0) and the clinic visits (week 4 completed, week 0 still open, the next one scheduled)."""
+    base = f"/portal/v1/participants/{world['pid']}"
+    infusion = {
+        "product": "blinatumomab",
+        "dose": 9,
+        "unit": "mcg/day",
+        "started_at": "2026-01-05T08:00:00+01:00",
+        "ended_at": "2026-01-09T20:00:00+01:00",
+        "cycle": 1,
+    }
+    assert (
+        client.post(f"{base}/administrations", json=infusion, headers=world["inv"]).status_code
+        == 201
+    )
+    visits = client.get(f"{base}/visits", headers=world["inv"]).json()
+    week4 = next(v for v in visits if v["kind"] == "clinic" and v["day"] == 28)
+    done = client.patch(
+        f"/portal/v1/visits/{week4['id']}",
+        json={"completed_on": "2026-02-03", "reason": "Seen in clinic"},
+        headers=world["inv"],
+    )
+    assert done.status_code == 200, done.text
+    entries = [diary("2026-01-04", 8), diary("2026-01-12", 6), diary("2026-02-02", 5)]
+    client.post("/app/v1/diary/sync", json={"entries": entries}, headers=world["app"])
+
+    response = client.get(f"{base}/trends/mg_adl.svg", headers=world["inv"])
+    assert response.status_code == 200, response.text
+    root = ET.fromstring(response.text)
+    ns = "{http://www.w3.org/2000/svg}"
+    assert [c.get("data-date") for c in root.findall(f"{ns}circle")] == [
+        "2026-01-04",
+        "2026-01-12",
+        "2026-02-02",
+    ]
+    dosing = root.findall(f"{ns}line[@class='dosing']")
+    assert [(d.get("data-date"), d.get("data-end-date")) for d in dosing] == [
+        ("2026-01-05", "2026-01-09")
+    ]
+    completed = root.findall(f"{ns}path[@class='visit-completed']")
+    assert [(v.get("data-day"), v.get("data-date")) for v in completed] == [("28", "2026-02-03")]
+    scheduled = {v.get("data-day") for v in root.findall(f"{ns}path[@class='visit-scheduled']")}
+    assert scheduled == {"0", "56"}  # day 0 not recorded yet; day 56 is the next one
+    legend = {g.get("data-kind") for g in root.iter(f"{ns}g") if g.get("class") == "legend-item"}
+    assert {"dosing", "visit-completed", "visit-scheduled"} <= legend
+    # No identifiers or free text: not the product, the reason or the subject code.
+    participant = client.get(base, headers=world["inv"]).json()
+    for secret in ("blinatumomab", "Seen in clinic", participant["subject_code"]):
+        assert secret not in response.text

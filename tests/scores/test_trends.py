@@ -534,3 +534,70 @@ def test_property_input_order_does_not_matter(
     assert compute_trend("mg_adl", reordered, day0, settings) == compute_trend(
         "mg_adl", points, day0, settings
     )
+
+
+# --- the fast paths agree with their definitions (issue 4, docs/performance.md) ---------------
+
+mixed_points_st = st.lists(
+    st.builds(
+        Point,
+        st.integers(-20, 20).map(d),
+        st.one_of(
+            st.integers(0, 24).map(float),
+            st.integers(0, 6000).map(lambda v: v / 100),  # non-whole values: the fsum path
+        ),
+        st.sampled_from(SOURCES),
+    ),
+    max_size=40,
+)
+
+
+@given(points=mixed_points_st, days=st.integers(1, 10))
+def test_property_rolling_means_are_the_window_means(points: list[Point], days: int) -> None:
+    series = trends.sort_points(points)
+    diary = [p for p in series if p.source == "diary"]
+    expected: list[float | None] = []
+    for p in series:
+        if p.source != "diary":
+            expected.append(None)
+            continue
+        window = [q.value for q in diary if 0 <= (p.date - q.date).days < days]
+        expected.append(math.fsum(window) / len(window))
+    assert trends.rolling_means(series, days) == expected  # exactly, not approximately
+
+
+visit_targets_st = st.lists(
+    st.tuples(st.integers(-25, 25), st.integers(-3, 6), st.integers(0, 10)).map(
+        lambda t: (f"v{t[0]}", d(t[0]), d(t[0] - t[1]), d(t[0] - t[1] + t[2]))
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@given(points=mixed_points_st, targets=visit_targets_st, base=st.sampled_from([None, 0.0, 6.0]))
+def test_property_visit_values_follow_the_nearest_rule(
+    points: list[Point], targets: list[trends.VisitTarget], base: float | None
+) -> None:
+    """The binary search gives what the rule says: the nearest date in the window (a tie to the
+    earlier date), that date's last given value."""
+    series = trends.sort_points(points)
+    got = visit_values(points, targets, baseline_value=base)
+    for (visit_id, target, start, end), value in zip(targets, got, strict=True):
+        assert (value.visit_id, value.target_date) == (visit_id, target)
+        inside = [p for p in series if start <= p.date <= end]
+        if not inside:
+            assert (value.date, value.value, value.source) == (None, None, None)
+            continue
+        nearest = min(abs((p.date - target).days) for p in inside)
+        day = min(p.date for p in inside if abs((p.date - target).days) == nearest)
+        best = [p for p in inside if p.date == day][-1]
+        assert (value.date, value.value, value.source) == (best.date, best.value, best.source)
+        assert value.change_from_baseline == (None if base is None else best.value - base)
+
+
+def test_shared_points_are_equal_immutable_and_shared() -> None:
+    first = trends.shared_point(D0, 3, "diary")
+    assert first == Point(D0, 3.0, "diary")
+    assert trends.shared_point(D0, 3, "diary") is first
+    assert trends.shared_point(D0, 3, "clinic") != first
