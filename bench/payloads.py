@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from app.scores.instruments.mg_adl import ITEM_KEYS
+
 #: Participants' zones; their offsets differ and two of them observe daylight saving time.
 TIME_ZONES = (
     "Europe/Berlin",
@@ -38,17 +40,7 @@ def _local_iso(instant: datetime, zone: ZoneInfo) -> str:
 def mg_adl_data(rng: random.Random) -> dict[str, Any]:
     """Eight items 0-3, mostly mild (a typical refractory-MG diary day)."""
     weights = (45, 30, 18, 7)
-    items = (
-        "talking",
-        "chewing",
-        "swallowing",
-        "breathing",
-        "brushing_teeth_or_combing_hair",
-        "arising_from_chair",
-        "double_vision",
-        "eyelid_droop",
-    )
-    return {item: rng.choices(range(4), weights)[0] for item in items}
+    return {item: rng.choices(range(4), weights)[0] for item in ITEM_KEYS}
 
 
 def vitals_data(rng: random.Random, measured_at: str) -> dict[str, Any]:

@@ -48,6 +48,7 @@ from app.diary.models import DiaryEntry, DiaryEntryVersion, MgAdlResponse
 from app.participants import service as participants_service
 from app.participants.schemas import ParticipantCreate
 from app.scores.instruments import mg_adl
+from app.scores.instruments.mg_adl import ITEM_KEYS
 from app.studies import service as studies_service
 from app.studies.builtin import BLINATUMOMAB_NCT06836973
 from app.studies.protocol import ProtocolDefinition
@@ -57,16 +58,6 @@ from bench.seed import BENCH_ACTOR
 SCREENING_DAYS = 28
 STAGGER_DAYS = 60
 PAGE_LIMIT = 50
-ITEM_KEYS = (
-    "talking",
-    "chewing",
-    "swallowing",
-    "breathing",
-    "brushing_teeth_or_combing_hair",
-    "arising_from_chair",
-    "double_vision",
-    "eyelid_droop",
-)
 STAFF_SUBJECT = "bench-investigator"
 
 

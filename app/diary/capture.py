@@ -290,17 +290,13 @@ def _session_snapshot(
 
 def _session_write(session: Session, decision: Decision) -> None:
     connection = session.connection()
-    txid_default = connection.dialect.name == "postgresql"
-    for table, rows in decision.rows:
-        if table.name == "diary_entry_version" and not txid_default:
-            for row in rows:
-                row["txid"] = 0
-        connection.execute(sa.insert(table), rows)
-    table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+    table = _IDEMPOTENCY_TABLE
     if decision.idempotency_delete is not None:
         connection.execute(sa.delete(table).where(table.c.id == decision.idempotency_delete))
+    parts = list(decision.rows)
     if decision.idempotency_insert is not None:
-        connection.execute(sa.insert(table), [decision.idempotency_insert])
+        parts.append((table, [decision.idempotency_insert]))
+    service.insert_rows(connection, parts)
 
 
 class SessionCapture:

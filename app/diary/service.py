@@ -248,6 +248,19 @@ _EXISTING = select(DiaryEntry).where(
 )
 
 
+def insert_rows(
+    connection: sa.Connection, parts: list[tuple[sa.Table, list[dict[str, Any]]]]
+) -> None:
+    """Staged rows through SQLAlchemy Core, one multi-row INSERT per table. Outside PostgreSQL
+    (where the column default gives the writer's transaction id) versions get txid 0: SQLite
+    serialises writers, so the sequence alone orders the changes feed."""
+    txid_default = connection.dialect.name == "postgresql"
+    for table, rows in parts:
+        if table is _VERSION_TABLE and not txid_default:
+            rows = [{**row, "txid": 0} for row in rows]
+        connection.execute(sa.insert(table), rows)
+
+
 @dataclass
 class IngestResult:
     status: Status
@@ -297,13 +310,7 @@ class Ingestor:
         that are already plain values.
         """
         assert self.session is not None
-        connection = self.session.connection()
-        txid_default = connection.dialect.name == "postgresql"
-        for table, rows in self.staged():
-            if table is _VERSION_TABLE and not txid_default:
-                for row in rows:
-                    row["txid"] = 0
-            connection.execute(sa.insert(table), rows)
+        insert_rows(self.session.connection(), self.staged())
 
     def prime(
         self,
