@@ -15,6 +15,8 @@ from app.diary import router as diary_router
 from app.medications import router as medications_router
 from app.participants import router as participants_router
 from app.participants.deps import get_current_participant
+from app.safety import engine as safety_engine
+from app.safety import router as safety_router
 from app.scores import router as scores_router
 from app.studies import router as studies_router
 from app.visits import router as visits_router
@@ -24,6 +26,9 @@ PORTAL_PREFIX = "/portal/v1"
 AUTH_PREFIX = "/auth/v1"
 
 #: Routes that answer without a bearer token. A test walks every route against this list.
+#: The safety rules run on every clinical write (registered as a follow-up hook on import).
+SAFETY_HOOK = safety_engine.hook
+
 PUBLIC_PATHS = frozenset(
     {
         "/healthz",
@@ -57,6 +62,7 @@ def build_router() -> APIRouter:
     checked.include_router(medications_router.app_router)
     checked.include_router(scores_router.app_router)
     checked.include_router(visits_router.app_router)
+    checked.include_router(safety_router.app_router)
     app_api.include_router(checked)
     root.include_router(app_api)
 
@@ -71,6 +77,7 @@ def build_router() -> APIRouter:
     portal_api.include_router(diary_router.portal_router)
     portal_api.include_router(medications_router.portal_router)
     portal_api.include_router(scores_router.portal_router)
+    portal_api.include_router(safety_router.portal_router)
     portal_api.include_router(visits_router.portal_router)
     portal_api.include_router(audit_router.portal_router)
     portal_api.include_router(alerts_router.portal_router)

@@ -22,6 +22,7 @@ from app.medications.models import (
     StudyDrugAdministrationVersion,
 )
 from app.participants.models import Participant
+from app.safety.models import SafetyFinding, SafetyPrompt, SafetySignal
 from app.scores.models import (
     ClinicAssessment,
     ClinicAssessmentVersion,
@@ -34,6 +35,9 @@ from app.worker import WorkerHeartbeat
 
 __all__ = [
     "Alert",
+    "SafetyFinding",
+    "SafetyPrompt",
+    "SafetySignal",
     "CalendarFeed",
     "Visit",
     "StudyDrugAdministration",

@@ -27,6 +27,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from app.alerts.models import ALERT_PRIORITIES, Alert
 from app.core.models import utcnow
+from app.core.rows import new_row
 
 AlertListener = Callable[[Session, Alert], None]
 #: Called with (session, alert) for every newly recorded alert, in the same transaction.
@@ -64,6 +65,41 @@ def _clean(value: Any, path: str) -> Any:
     raise AlertDataError(f"{path}: {type(value).__name__} is not allowed in alert data")
 
 
+def build_alert(
+    *,
+    type: str,
+    priority: str,
+    study_id: uuid.UUID,
+    site_id: uuid.UUID | None,
+    participant_id: uuid.UUID | None,
+    subject_type: str,
+    subject_id: uuid.UUID | str,
+    dedup_key: str,
+    data: dict[str, Any],
+    now: datetime | None = None,
+) -> Alert:
+    """An alert's row values (app/core/rows.py) for the bulk write paths (diary capture), with
+    ``data`` checked for free text; ``raise_alert`` writes one through a session."""
+    if priority not in ALERT_PRIORITIES:
+        raise ValueError(f"priority must be one of {ALERT_PRIORITIES}, not {priority!r}")
+    return new_row(
+        Alert,
+        id=uuid.uuid4(),
+        study_id=study_id,
+        site_id=site_id,
+        participant_id=participant_id,
+        type=type,
+        priority=priority,
+        subject_type=subject_type,
+        subject_id=str(subject_id),
+        data=_clean(data, "data"),
+        dedup_key=dedup_key,
+        created_at=now or utcnow(),
+        acknowledged_at=None,
+        acknowledged_by=None,
+    )
+
+
 def raise_alert(
     session: Session,
     *,
@@ -84,21 +120,20 @@ def raise_alert(
     same alert is not an error (PostgreSQL waits for it and then does nothing). For a duplicate the
     result is ``(None, False)``. New alerts are passed to every ``ALERT_LISTENERS`` entry.
     """
-    if priority not in ALERT_PRIORITIES:
-        raise ValueError(f"priority must be one of {ALERT_PRIORITIES}, not {priority!r}")
-    values: dict[str, Any] = {
-        "id": uuid.uuid4(),
-        "study_id": study_id,
-        "site_id": site_id,
-        "participant_id": participant_id,
-        "type": type,
-        "priority": priority,
-        "subject_type": subject_type,
-        "subject_id": str(subject_id),
-        "data": _clean(data, "data"),
-        "dedup_key": dedup_key,
-        "created_at": now or utcnow(),
-    }
+    values: dict[str, Any] = dict(
+        build_alert(
+            type=type,
+            priority=priority,
+            study_id=study_id,
+            site_id=site_id,
+            participant_id=participant_id,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            dedup_key=dedup_key,
+            data=data,
+            now=now,
+        )
+    )
     dialect = session.get_bind().dialect.name
     if dialect not in ("postgresql", "sqlite"):  # pragma: no cover - the two supported databases
         raise RuntimeError(f"raise_alert does not support {dialect}")

@@ -235,3 +235,32 @@ def connect_kwargs(settings: Settings, url: sa.URL | str) -> dict[str, Any]:
     kwargs.update({k: v for k, v in parsed.query.items() if isinstance(v, str)})
     kwargs.update(postgres_connect_args(settings))  # as the engine's connections
     return kwargs
+
+
+class Statement:
+    """Any other statement (an UPDATE ...) compiled once for a dialect, with its parameters'
+    bind processors; run with the driver's ``execute(sql, statement.params(values))``."""
+
+    def __init__(
+        self,
+        statement: sa.Executable,
+        params: dict[str, sa.types.TypeEngine[Any]],
+        dialect: str = "postgresql",
+    ) -> None:
+        self.dialect = DIALECTS[dialect]
+        self.sql = statement.compile(dialect=self.dialect).string  # type: ignore[attr-defined]
+        self.param_processors = {
+            name: p for name, type_ in params.items() if (p := _bind(type_, self.dialect))
+        }
+
+    def params(self, values: dict[str, Any]) -> dict[str, Any]:
+        out = dict(values)
+        for key, process in self.param_processors.items():
+            if out.get(key) is not None:
+                out[key] = process(out[key])
+        return out
+
+
+def per_dialect(make: Callable[[str], Any]) -> dict[str, Any]:
+    """``{dialect: make(dialect)}`` for both supported databases."""
+    return {name: make(name) for name in DIALECTS}

@@ -38,7 +38,7 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Protocol
 
@@ -53,7 +53,7 @@ from sqlmodel import Session, col, select
 
 from app.audit.service import Actor
 from app.auth.principal import ParticipantPrincipal
-from app.core import rawsql
+from app.core import followups, rawsql
 from app.core.config import Settings
 from app.core.db import SQLITE_BUSY_TIMEOUT_MS, sqlite_on_connect
 from app.core.errors import problem_response
@@ -97,6 +97,36 @@ class Decision:
     response: Any
     idempotency_insert: dict[str, Any] | None = None
     idempotency_delete: uuid.UUID | None = None
+    #: Work of higher domains (the safety rules) for the same transaction (app/core/followups.py).
+    followups: list[followups.Followup] = field(default_factory=list)
+
+
+def _followups(
+    participant: Participant,
+    protocol: ProtocolDefinition,
+    rows: list[tuple[sa.Table, list[dict[str, Any]]]],
+) -> list[followups.Followup]:
+    """The follow-ups of the entries created here (their first versions)."""
+    entries: dict[Any, dict[str, Any]] = {}
+    written = []
+    for table, values in rows:
+        if table is _ENTRY_TABLE:
+            entries = {row["id"]: row for row in values}
+        elif table is _VERSION_TABLE:
+            for row in values:
+                entry = entries[row["entry_id"]]
+                written.append(
+                    followups.WrittenEntry(
+                        entry_id=entry["client_entry_id"],
+                        kind=entry["kind"],
+                        recorded_at=entry["recorded_at"],
+                        local_date=entry["diary_date"],
+                        data=row["data"],
+                    )
+                )
+    if not written:
+        return []
+    return followups.followups(followups.Written(participant, protocol, written))
 
 
 def request_hash(raw: dict[str, Any]) -> str:
@@ -195,7 +225,13 @@ def decide_entry(
         assert result.entry is not None
         body = queries.to_out(result.entry, ingestor.current_of(result)).model_dump(mode="json")
         response = JSONResponse(body, status_code=201 if result.status == "created" else 200)
-    decision = Decision(rows=ingestor.staged(), response=response, idempotency_delete=expired)
+    rows = ingestor.staged()
+    decision = Decision(
+        rows=rows,
+        response=response,
+        idempotency_delete=expired,
+        followups=_followups(participant, ingestor.protocol, rows),
+    )
     # Validation failures are not remembered: nothing changed, and the client may fix and retry.
     if key is not None and response.status_code != 422:
         decision.idempotency_insert = service.row_of(
@@ -238,7 +274,12 @@ def decide_sync(
                 "entry": entry,
             }
         )
-    return Decision(rows=ingestor.staged(), response=JSONResponse({"results": results}))
+    rows = ingestor.staged()
+    return Decision(
+        rows=rows,
+        response=JSONResponse({"results": results}),
+        followups=_followups(participant, ingestor.protocol, rows),
+    )
 
 
 class Capture(Protocol):
@@ -297,6 +338,8 @@ def _session_write(session: Session, decision: Decision) -> None:
     if decision.idempotency_insert is not None:
         parts.append((table, [decision.idempotency_insert]))
     service.insert_rows(connection, parts)
+    for followup in decision.followups:
+        followups.run_followup(connection, followup)
 
 
 class SessionCapture:
@@ -400,6 +443,7 @@ def _snapshot_of(query: rawsql.Query, rows: list[Any]) -> Snapshot:
 
 
 _VERSION_TABLE: sa.Table = DiaryEntryVersion.__table__  # type: ignore[attr-defined]
+_ENTRY_TABLE: sa.Table = DiaryEntry.__table__  # type: ignore[attr-defined]
 
 
 class PostgresCapture:
@@ -454,10 +498,52 @@ class PostgresCapture:
     async def _write(self, conn: AsyncConnection[Any], decision: Decision) -> None:
         """The connection is in autocommit mode. A few rows (a single entry): ONE multi-table
         INSERT statement, atomic by itself, no BEGIN or COMMIT. Many (a sync batch, a day of
-        intraday steps): COPY per table inside one transaction."""
+        intraday steps): COPY per table inside one transaction.
+
+        With follow-ups (the safety rules found something to look at): one transaction that
+        first takes the participant's advisory lock, then runs the follow-ups' reads in one
+        pipeline, then writes the entries and what the follow-ups decided, and their updates."""
+        if decision.followups:
+            async with conn.transaction():
+                extra = await self._followups(conn, decision.followups)
+                await self._insert(conn, decision, extra.parts)
+                async with conn.cursor() as cursor:
+                    for update in extra.updates:
+                        statement = update.statements["postgresql"]
+                        await cursor.execute(statement.sql, statement.params(update.params))
+            return
+        await self._insert(conn, decision, [])
+
+    async def _followups(
+        self, conn: AsyncConnection[Any], pending: list[followups.Followup]
+    ) -> followups.Write:
+        total = followups.Write()
+        for followup in pending:
+            await conn.execute(followups.PG_LOCK_SQL, (followups.lock_key(followup.lock),))
+            async with conn.pipeline():
+                cursors = [
+                    await read.queries["postgresql"].send(conn, read.params)
+                    for read in followup.reads
+                ]
+            results = []
+            for read, cursor in zip(followup.reads, cursors, strict=True):
+                query = read.queries["postgresql"]
+                results.append([query.decode(row) for row in await cursor.fetchall()])
+            write = followup.finish(results)
+            total.parts += write.parts
+            total.updates += write.updates
+        return total
+
+    async def _insert(
+        self,
+        conn: AsyncConnection[Any],
+        decision: Decision,
+        extra: list[tuple[sa.Table, list[dict[str, Any]]]],
+    ) -> None:
         parts = list(decision.rows)
         if decision.idempotency_insert is not None:
             parts.append((_IDEMPOTENCY_TABLE, [decision.idempotency_insert]))
+        parts += extra
         async with conn.cursor() as cursor:
             if decision.idempotency_delete is not None:
                 # An expired key, freed before it is stored again (its own statement: a
@@ -625,6 +711,19 @@ class SqliteCapture:
                 if table is _VERSION_TABLE:
                     rows = [{**row, "txid": 0} for row in rows]
                 rawsql.insert_many(conn, table, rows)
+            for followup in decision.followups:
+                # SQLite: this connection already holds the one write lock (BEGIN IMMEDIATE).
+                results = []
+                for read in followup.reads:
+                    query = read.queries["sqlite"]
+                    found = conn.execute(query.sql, query.params(read.params)).fetchall()
+                    results.append([query.decode(row) for row in found])
+                write = followup.finish(results)
+                for table, rows in write.parts:
+                    rawsql.insert_many(conn, table, rows)
+                for update in write.updates:
+                    statement = update.statements["sqlite"]
+                    conn.execute(statement.sql, statement.params(update.params))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -27,6 +27,13 @@ class DiaryEntry(SQLModel, table=True):
         sa.Index(
             "ix_diary_entry_participant_id_kind_diary_date", "participant_id", "kind", "diary_date"
         ),
+        # The safety rules read a participant's recent observations by time (app/safety).
+        sa.Index(
+            "ix_diary_entry_participant_id_kind_recorded_at",
+            "participant_id",
+            "kind",
+            "recorded_at",
+        ),
         sa.CheckConstraint(
             "kind IN ('mg_adl', 'vitals', 'symptoms', 'medication_dose', 'steps', 'note')",
             name="kind",

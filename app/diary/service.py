@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 from app.audit import service as audit
 from app.audit.models import AuditEvent
 from app.audit.service import Actor
+from app.core import followups
 from app.core.errors import Conflict, InvalidInput
 from app.core.models import utcnow
 from app.core.rows import Row, model_of, new_row
@@ -516,6 +517,14 @@ def correct(
         before={"version": current.version, "data": current.data, "score": current.score},
         after={"version": version.version, "data": version.data, "score": version.score},
     )
+    written = followups.WrittenEntry(
+        entry_id=entry.client_entry_id,
+        kind=entry.kind,
+        recorded_at=entry.recorded_at,
+        local_date=entry.diary_date,
+        data=version.data,
+    )
+    followups.run_on_session(session, followups.Written(participant, protocol, [written]))
     return version
 
 

@@ -10,6 +10,7 @@ from sqlmodel import Session, col
 from app.audit import service as audit
 from app.audit.service import Actor
 from app.audit.versioning import VersionedKind
+from app.core import followups
 from app.core.models import utcnow
 from app.medications.models import StudyDrugAdministration, StudyDrugAdministrationVersion
 from app.medications.schemas import AdministrationFields, AdministrationOut
@@ -81,7 +82,19 @@ def record(
         session, head=administration, first=first, actor=actor
     )
     _default_day0(session, participant=participant, version=version, actor=actor)
+    _after_dose(session, participant, version)
     return administration, version
+
+
+def _after_dose(
+    session: Session, participant: Participant, version: StudyDrugAdministrationVersion
+) -> None:
+    """Earlier diary data may fall inside this dose's risk window: the safety rules look again
+    (app/core/followups.py), in this transaction."""
+    protocol = studies_service.definition_for_version(session, participant.protocol_version_id)
+    followups.run_on_session(
+        session, followups.Written(participant, protocol, dose_on=version.start_date)
+    )
 
 
 def _default_day0(
@@ -141,7 +154,11 @@ def correct(
         actor=actor,
         reason=reason,
     )
-    return ADMINISTRATIONS.amend(session, head=administration, new=new, actor=actor, reason=reason)
+    version = ADMINISTRATIONS.amend(
+        session, head=administration, new=new, actor=actor, reason=reason
+    )
+    _after_dose(session, participant, version)
+    return version
 
 
 def get(session: Session, *, administration_id: uuid.UUID) -> StudyDrugAdministration:

@@ -12,6 +12,7 @@ from sqlmodel import Session, col
 
 from app.audit.service import Actor
 from app.audit.versioning import VersionedKind
+from app.core import followups
 from app.core.errors import InvalidInput
 from app.participants.models import Participant
 from app.scores.instruments import InstrumentScore, score_instrument
@@ -137,9 +138,29 @@ def record_assessment(
         actor=actor,
         reason=None,
     )
-    return ASSESSMENTS.create(
+    created = ASSESSMENTS.create(
         session, head=assessment, first=first, actor=actor, extra={"instrument": instrument}
     )
+    _after_assessment(session, participant, created[1])
+    return created
+
+
+def _after_assessment(
+    session: Session, participant: Participant, version: ClinicAssessmentVersion
+) -> None:
+    """A clinic MG-ADL goes through the safety rules as the diary's does (issue 6 item 3)."""
+    if version.instrument != "mg_adl":
+        return
+    protocol = studies_service.definition_for_version(session, participant.protocol_version_id)
+    written = followups.WrittenEntry(
+        entry_id=version.assessment_id,
+        kind="mg_adl",
+        recorded_at=version.assessed_at,
+        local_date=version.assessed_date,
+        data=version.items,
+        source="clinic",
+    )
+    followups.run_on_session(session, followups.Written(participant, protocol, [written]))
 
 
 def correct_assessment(
@@ -160,7 +181,9 @@ def correct_assessment(
         actor=actor,
         reason=reason,
     )
-    return ASSESSMENTS.amend(session, head=assessment, new=new, actor=actor, reason=reason)
+    version = ASSESSMENTS.amend(session, head=assessment, new=new, actor=actor, reason=reason)
+    _after_assessment(session, participant, version)
+    return version
 
 
 def get_assessment(session: Session, *, assessment_id: uuid.UUID) -> ClinicAssessment:

@@ -37,6 +37,9 @@ class ParticipantRow(ParticipantPublic):
         description="Latest minus baseline (negative is better); null without a baseline."
     )
     diary_adherence: float | None = Field(description="0-1, by the protocol's diary cadence.")
+    open_signals: int = Field(
+        default=0, description="Active safety signals not yet dismissed or converted."
+    )
 
 
 def _int(value: float | None) -> int | None:

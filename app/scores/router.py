@@ -17,6 +17,7 @@ from app.core.routing import StrictRoute
 from app.participants import service as participants_service
 from app.participants.deps import ClinicalParticipant, CurrentParticipant, ValidParticipant
 from app.participants.models import Participant
+from app.safety import service as safety_service
 from app.scores import clinic, outcomes, overview, trend_service
 from app.scores import picture as picture_service
 from app.scores.overview import ParticipantRow
@@ -268,7 +269,8 @@ def study_outcomes(session: SessionDep, staff: CurrentStaff, study_id: uuid.UUID
     proportions without relapse (among responders; the protocol's `efficacy.relapse` rule) and
     with corticosteroid dose reduction (among participants on corticosteroids at baseline; the
     protocol's `efficacy.corticosteroid_reduction`), each as n (denominator), count and
-    proportion.
+    proportion; and `adverse_events`, the adverse-event incidence summary by CTCAE term and
+    maximum grade (as `GET /studies/{study_id}/adverse-events/summary`).
     """
     return _outcomes(session, staff, study_id)
 
@@ -295,7 +297,8 @@ def list_participants(
     ] = None,
 ) -> Page[ParticipantRow]:
     """Participants at the caller's sites, by subject code, each with the latest MG-ADL, its
-    change from baseline and diary adherence; filter by site and status."""
+    change from baseline, diary adherence and the number of open safety signals; filter by
+    site and status."""
     study = studies_service.get_study_for(
         session, principal=staff, study_id=study_id, permission="participant.read"
     )
@@ -303,4 +306,9 @@ def list_participants(
         session, principal=staff, study_id=study.id, site_id=site_id, status=status, params=page
     )
     versions = participants_service.version_numbers(session, study_id=study.id)
-    return Page(items=overview.participant_rows(session, rows, versions), next_cursor=next_cursor)
+    items = overview.participant_rows(session, rows, versions)
+    # The safety domain sits above scores; the router, the top layer, joins the two.
+    counts = safety_service.open_counts(session, [p.id for p in rows])
+    for item in items:
+        item.open_signals = counts.get(item.id, 0)
+    return Page(items=items, next_cursor=next_cursor)

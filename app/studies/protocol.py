@@ -286,7 +286,34 @@ class RiskWindow(Strict):
         return self
 
 
+#: The safety rules a protocol can switch (app/safety/rules.py implements each; a test checks
+#: that the two lists agree).
+SAFETY_RULE_IDS = (
+    "crs.fever",
+    "crs.fever_hypotension",
+    "crs.fever_hypoxia",
+    "crs.constitutional",
+    "crs.temperature_prompt",
+    "icans.neuro_symptom",
+    "icans.seizure",
+    "mg.breathing",
+    "mg.feeding_tube",
+    "mg.bulbar_with_breathing",
+    "mg.bulbar_rise",
+    "mg.total_worsening",
+)
+RuleMode = Literal["active", "monitor", "off"]
+
+
 class SafetySettings(Strict):
+    """Thresholds and modes of the safety rules (issue 6; instruments.md 1.7-1.8 and 6).
+
+    ``fever_threshold_c`` 38.0 is the ASTCT fever (6.1 [C]); ``hypotension_systolic_mmhg`` 90 is
+    the operational cut-off that 6.1 tags [U]; ``spo2_min_percent`` 92 is the issue's default.
+    ``rule_modes``: ``active`` (default) raises signals and alerts, ``monitor`` records signals
+    without alerting, ``off`` skips the rule.
+    """
+
     fever_threshold_c: float = Field(default=38.0, ge=37.0, le=40.0, allow_inf_nan=False)
     spo2_min_percent: int = Field(default=92, ge=80, le=99)
     hypotension_systolic_mmhg: int = Field(default=90, ge=60, le=120)
@@ -295,7 +322,25 @@ class SafetySettings(Strict):
     dlt_observation_days: int | None = Field(default=None, ge=1, le=365)
     ae_grading: Literal["ctcae_v5"] = "ctcae_v5"
     ae_follow_up_days: int | None = Field(default=None, ge=1, le=3650)
+    #: Findings of one category within this many hours of a signal's latest evidence join it.
     signal_dedup_hours: int = Field(default=24, ge=1, le=24 * 14)
+    #: Observations this close in time are read together (a fever and a low SpO2 an hour apart).
+    evidence_window_hours: int = Field(default=24, ge=1, le=72)
+    #: A temperature prompt lapses after this many hours without a reading.
+    prompt_expiry_hours: int = Field(default=12, ge=1, le=72)
+    #: A neurological symptom (e.g. tremor) is new if not reported in this many days before.
+    new_symptom_lookback_days: int = Field(default=14, ge=1, le=90)
+    rule_modes: dict[str, RuleMode] = Field(default_factory=dict, max_length=len(SAFETY_RULE_IDS))
+
+    @model_validator(mode="after")
+    def _known_rules(self) -> SafetySettings:
+        unknown = sorted(set(self.rule_modes) - set(SAFETY_RULE_IDS))
+        if unknown:
+            raise ValueError(f"unknown safety rules {unknown}; known: {list(SAFETY_RULE_IDS)}")
+        return self
+
+    def mode_of(self, rule_id: str) -> RuleMode:
+        return self.rule_modes.get(rule_id, "active")
 
 
 class Washout(Strict):

@@ -27,7 +27,9 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from app.alerts.models import Alert
 from app.diary.models import DiaryEntry
+from app.safety.models import SafetyFinding, SafetySignal
 from tests.factories import bearer, create_participant, create_study, participant_token
 from tests.scratch_database import scratch_engines
 
@@ -146,3 +148,58 @@ def test_concurrent_duplicates_store_one_entry_each(live: tuple[str, Engine]) ->
             .where(DiaryEntry.participant_id == participant.id)
         ).one()
     assert stored == PAIRS, outcomes
+
+
+FEVERS = 24
+
+
+async def _fevers(base: str, headers: dict[str, str]) -> list[httpx.Response]:
+    limits = httpx.Limits(max_connections=FEVERS)
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+
+        def fever(i: int) -> dict[str, Any]:
+            recorded = datetime.now(UTC) - timedelta(minutes=30 - i)
+            return {
+                **_entry(),
+                "recorded_at": recorded.isoformat(),
+                "data": {"temperature_c": 38.5},
+            }
+
+        return list(
+            await asyncio.gather(
+                *(
+                    client.post("/app/v1/diary/entries", json=fever(i), headers=headers)
+                    for i in range(FEVERS)
+                )
+            )
+        )
+
+
+def test_concurrent_fevers_of_one_participant_make_one_signal(live: tuple[str, Engine]) -> None:
+    """Issue 6 item 2 under concurrency: fevers of one participant sent at once to two worker
+    processes join one signal with one alert (each write takes the participant's advisory lock
+    before it reads the open signals; SQLite serialises writers)."""
+    base, engine = live
+    with Session(engine, expire_on_commit=False) as session:
+        study, sites = create_study(session)
+        participant, _ = create_participant(
+            session, study=study, site=sites["X"], enrolled_on=datetime.now(UTC).date()
+        )
+        session.commit()
+    answers = asyncio.run(_fevers(base, bearer(participant_token(participant))))
+    assert [a.status_code for a in answers] == [201] * FEVERS, [a.text for a in answers]
+    with Session(engine) as session:
+        signals = session.exec(
+            select(SafetySignal).where(SafetySignal.participant_id == participant.id)
+        ).all()
+        findings = session.exec(
+            select(func.count())
+            .select_from(SafetyFinding)
+            .where(SafetyFinding.participant_id == participant.id)
+        ).one()
+        alerts = session.exec(
+            select(Alert.type).where(Alert.participant_id == participant.id)
+        ).all()
+    assert len(signals) == 1
+    assert findings == FEVERS
+    assert list(alerts) == ["safety.signal.raised"]

@@ -1,0 +1,405 @@
+"""The safety step of every clinical write: observations in, signals, alerts and prompts out.
+
+Registered as a follow-up hook (app/core/followups.py), so it runs inside the writer's
+transaction on each write path: diary capture (single entry and sync, on PostgreSQL, SQLite or a
+session), corrections, clinic MG-ADL assessments and study-drug administrations.
+
+1. ``hook``: the written entries become ``Observation``s; if none of them can take part in a
+   finding (``rules.may_fire``: a normal temperature, steps, a note ...) there is nothing to do
+   and nothing is read.
+2. reads: the stored observations around the new ones (the evidence window, longer when a
+   "new only" symptom such as tremor needs its lookback), the previous MG-ADL, the MG-ADL
+   baseline values, the study-drug doses and the participant's joinable signals;
+3. ``finish``: ``rules.evaluate`` then ``episodes.merge``; the rows (signals, findings, prompts,
+   alerts, audit events) and the signal updates go back to the writer.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlmodel import col
+
+from app.alerts.models import Alert
+from app.audit.models import AuditEvent
+from app.core import followups, rawsql
+from app.core.models import UTCDateTime, utcnow
+from app.core.rows import new_row
+from app.diary.models import DiaryEntry, DiaryEntryVersion, is_current_version
+from app.medications.models import StudyDrugAdministration, StudyDrugAdministrationVersion
+from app.safety import episodes, rules
+from app.safety.models import JOINABLE_STATUSES, SafetyFinding, SafetyPrompt, SafetySignal
+from app.scores import trends
+from app.studies.protocol import ProtocolDefinition
+
+RULE_KINDS = ("vitals", "symptoms", "mg_adl")
+#: Stored observations read for one request, at most (a day of readings every minute is 1,440).
+MAX_CONTEXT_OBSERVATIONS = 5000
+
+_MAX_ROWS: sa.ColumnClause[Any] = sa.literal_column(str(MAX_CONTEXT_OBSERVATIONS))
+_ZERO: sa.ColumnClause[Any] = sa.literal_column("0")
+_ENTRY = DiaryEntry.__table__.c  # type: ignore[attr-defined]
+_VERSION = DiaryEntryVersion.__table__.c  # type: ignore[attr-defined]
+_ADMIN = StudyDrugAdministrationVersion.__table__.c  # type: ignore[attr-defined]
+_OBS_COLUMNS = [
+    _ENTRY.client_entry_id,
+    _ENTRY.kind,
+    _ENTRY.recorded_at,
+    _ENTRY.diary_date,
+    _VERSION.data,
+]
+_PARAMS: dict[str, sa.types.TypeEngine[Any]] = {
+    "participant_id": sa.Uuid(),
+    "start": UTCDateTime(),
+    "end": UTCDateTime(),
+    "before": UTCDateTime(),
+    "since": UTCDateTime(),
+    "start_date": sa.Date(),
+    "end_date": sa.Date(),
+}
+
+
+def _observations(s: sa.Select[Any]) -> sa.Select[Any]:
+    return s.select_from(DiaryEntry).join(DiaryEntryVersion, is_current_version())
+
+
+def _mine(kinds: tuple[str, ...]) -> list[sa.ColumnElement[bool]]:
+    return [
+        _ENTRY.participant_id == sa.bindparam("participant_id", type_=sa.Uuid()),
+        # Literal values: these statements are compiled once and run with the driver's own
+        # parameters, which have no expanding IN lists.
+        _ENTRY.kind.in_([sa.literal_column(f"'{k}'") for k in kinds]),
+    ]
+
+
+def _query(build: Any, entities: list[Any] | None = None) -> dict[str, rawsql.Query]:
+    return rawsql.per_dialect(
+        lambda d: rawsql.Query(entities or _OBS_COLUMNS, build, _PARAMS, dialect=d)
+    )
+
+
+#: Stored observations in [start, end].
+Q_RECENT = _query(
+    lambda s: (
+        _observations(s)
+        .where(
+            *_mine(RULE_KINDS),
+            _ENTRY.recorded_at >= sa.bindparam("start", type_=UTCDateTime()),
+            _ENTRY.recorded_at <= sa.bindparam("end", type_=UTCDateTime()),
+        )
+        .order_by(_ENTRY.recorded_at)
+        .limit(_MAX_ROWS)
+        .offset(_ZERO)
+    )
+)
+#: The latest MG-ADL recorded before ``before``.
+Q_PREVIOUS_MG_ADL = _query(
+    lambda s: (
+        _observations(s)
+        .where(
+            *_mine(("mg_adl",)), _ENTRY.recorded_at < sa.bindparam("before", type_=UTCDateTime())
+        )
+        .order_by(_ENTRY.recorded_at.desc())
+        .limit(sa.literal_column("1"))
+        .offset(_ZERO)
+    )
+)
+#: MG-ADL values dated in the baseline window.
+Q_BASELINE = _query(
+    lambda s: (
+        _observations(s)
+        .where(
+            *_mine(("mg_adl",)),
+            _ENTRY.diary_date >= sa.bindparam("start_date", type_=sa.Date()),
+            _ENTRY.diary_date <= sa.bindparam("end_date", type_=sa.Date()),
+        )
+        .order_by(_ENTRY.diary_date, _ENTRY.recorded_at)
+        .limit(_MAX_ROWS)
+        .offset(_ZERO)
+    )
+)
+Q_DOSES = _query(
+    lambda s: (
+        s.select_from(StudyDrugAdministration)
+        .join(
+            StudyDrugAdministrationVersion,
+            sa.and_(
+                _ADMIN.administration_id == StudyDrugAdministration.id,
+                _ADMIN.version == StudyDrugAdministration.current_version,
+            ),
+        )
+        .where(
+            col(StudyDrugAdministration.participant_id)
+            == sa.bindparam("participant_id", type_=sa.Uuid())
+        )
+        .order_by(_ADMIN.start_date)
+    ),
+    # The driver's own float (psycopg's numeric result processor needs the column's OID).
+    [
+        _ADMIN.start_date,
+        sa.type_coerce(_ADMIN.dose, sa.types.NullType()).label("dose"),
+        _ADMIN.product,
+    ],
+)
+Q_SIGNALS = _query(
+    lambda s: s.where(
+        col(SafetySignal.participant_id) == sa.bindparam("participant_id", type_=sa.Uuid()),
+        col(SafetySignal.status).in_([sa.literal_column(f"'{v}'") for v in JOINABLE_STATUSES]),
+        col(SafetySignal.last_evidence_at) >= sa.bindparam("since", type_=UTCDateTime()),
+    ),
+    [SafetySignal],
+)
+
+_SIGNAL = SafetySignal.__table__.c  # type: ignore[attr-defined]
+_UPDATE_COLUMNS = {
+    "priority": sa.String(),
+    "mode": sa.String(),
+    "first_evidence_at": UTCDateTime(),
+    "last_evidence_at": UTCDateTime(),
+    "finding_count": sa.Integer(),
+    "evidence": _SIGNAL.evidence.type,
+    "updated_at": UTCDateTime(),
+}
+#: Bind names differ from the column names (SQLAlchemy reserves those for SET).
+_UPDATE_PARAMS = {"signal_id": sa.Uuid(), **{f"v_{k}": t for k, t in _UPDATE_COLUMNS.items()}}
+U_SIGNAL = rawsql.per_dialect(
+    lambda d: rawsql.Statement(
+        sa.update(SafetySignal.__table__)  # type: ignore[attr-defined]
+        .where(_SIGNAL.id == sa.bindparam("signal_id", type_=sa.Uuid()))
+        .values({k: sa.bindparam(f"v_{k}", type_=t) for k, t in _UPDATE_COLUMNS.items()}),
+        _UPDATE_PARAMS,
+        dialect=d,
+    )
+)
+
+
+def _update_params(values: dict[str, Any]) -> dict[str, Any]:
+    return {"signal_id": values["id"], **{f"v_{k}": values[k] for k in _UPDATE_COLUMNS}}
+
+
+_TABLES: dict[Any, sa.Table] = {
+    model: model.__table__  # type: ignore[union-attr]
+    for model in (SafetySignal, SafetyFinding, SafetyPrompt, Alert, AuditEvent)
+}
+
+
+# --- observations -------------------------------------------------------------------------------
+
+
+def observation(entry: followups.WrittenEntry) -> rules.Observation | None:
+    """The rules' view of an entry's data (canonical diary data, or clinic MG-ADL items)."""
+    data = entry.data
+    common: dict[str, Any] = {
+        "entry_id": entry.entry_id,
+        "at": entry.recorded_at,
+        "local_date": entry.local_date,
+        "source": entry.source,
+    }
+    if entry.kind == "vitals":
+        celsius = data.get("temperature_c")
+        if celsius is None and data.get("temperature_f") is not None:
+            celsius = round((float(data["temperature_f"]) - 32) * 5 / 9, 2)
+        return rules.Observation(
+            kind="vitals",
+            temperature_c=celsius,
+            heart_rate_bpm=data.get("heart_rate_bpm"),
+            spo2_percent=data.get("spo2_percent"),
+            systolic_mmhg=data.get("systolic_mmhg"),
+            **common,
+        )
+    if entry.kind == "symptoms":
+        items = tuple((s["code"], int(s["severity"])) for s in data.get("symptoms", ()))
+        return rules.Observation(kind="symptoms", symptoms=items, **common)
+    if entry.kind == "mg_adl":
+        return rules.Observation(kind="mg_adl", mg_adl=dict(data), **common)
+    return None
+
+
+def _stored(rows: Iterable[list[Any]]) -> list[rules.Observation]:
+    out = []
+    for client_id, kind, recorded_at, diary_date, data in rows:
+        found = observation(followups.WrittenEntry(client_id, kind, recorded_at, diary_date, data))
+        if found is not None:
+            out.append(found)
+    return out
+
+
+def _day_start(day: date, zone: str) -> datetime:
+    return datetime.combine(day, time.min, ZoneInfo(zone))
+
+
+# --- the follow-up ------------------------------------------------------------------------------
+
+
+@dataclass
+class SafetyFollowup:
+    participant: Any
+    protocol: ProtocolDefinition
+    new: list[rules.Observation]
+    lock: uuid.UUID
+    reads: list[followups.Read]
+    #: Re-evaluating stored observations (after a dose was recorded): they come from the reads.
+    reevaluate_from: datetime | None = None
+    now: datetime | None = None
+
+    def finish(self, results: list[list[list[Any]]]) -> followups.Write:
+        recent_rows, previous_rows, baseline_rows, dose_rows, signal_rows = results
+        recent = _stored(recent_rows)
+        new = self.new
+        if self.reevaluate_from is not None:
+            new = [o for o in recent if o.at >= self.reevaluate_from]
+        previous = _stored(previous_rows)
+        doses = tuple(rules.Dose(start, dose, product) for start, dose, product in dose_rows)
+        context = rules.Context(
+            settings=self.protocol.safety,
+            worsening_delta=self.protocol.efficacy.worsening_delta,
+            doses=doses,
+            recent=tuple(recent),
+            previous_mg_adl=previous[0] if previous else None,
+            baseline_mg_adl=self._baseline(_stored(baseline_rows)),
+        )
+        now = self.now or utcnow()
+        evaluation = rules.evaluate(new, context)
+        if self.reevaluate_from is not None:
+            evaluation.prompts = []
+        p = self.participant
+        subject = episodes.Subject(participant_id=p.id, study_id=p.study_id, site_id=p.site_id)
+        changes = episodes.merge(
+            evaluation.findings,
+            [episodes.OpenSignal.of(row[0]) for row in signal_rows],
+            settings=self.protocol.safety,
+            subject=subject,
+            now=now,
+            # Re-evaluation after a dose only raises the priority of signals still open.
+            join_only=self.reevaluate_from is not None,
+        )
+        prompts = [
+            new_row(
+                SafetyPrompt,
+                participant_id=p.id,
+                study_id=p.study_id,
+                kind=prompt.kind,
+                rule_id=prompt.rule_id,
+                rule_version=prompt.rule_version,
+                entry_id=prompt.entry_id,
+                evidence_at=prompt.evidence_at,
+                expires_at=prompt.evidence_at
+                + timedelta(hours=self.protocol.safety.prompt_expiry_hours),
+                created_at=now,
+            )
+            for prompt in evaluation.prompts
+        ]
+        parts = [
+            (_TABLES[SafetySignal], changes.signals),
+            (_TABLES[SafetyFinding], changes.findings),
+            (_TABLES[SafetyPrompt], prompts),
+            (_TABLES[Alert], changes.alerts),
+            (_TABLES[AuditEvent], changes.audit),
+        ]
+        return followups.Write(
+            parts=[(table, [dict(r) for r in rows]) for table, rows in parts if rows],
+            updates=[
+                followups.Update(U_SIGNAL, _update_params(values)) for values in changes.updates
+            ],
+        )
+
+    def _baseline(self, values: list[rules.Observation]) -> float | None:
+        day0 = self.participant.day0_date
+        if day0 is None or not values:
+            return None
+        rule = self.protocol.baseline
+        points = [
+            trends.Point(date=o.local_date, value=float(o.mg_adl_total or 0), source="diary")
+            for o in values
+        ]
+        settings = trends.TrendSettings(baseline_kind=rule.kind, lookback_days=rule.lookback_days)
+        value, _ = trends.baseline(points, day0, settings)
+        return None if value is None or not math.isfinite(value) else value
+
+
+def _reads(
+    participant: Any,
+    protocol: ProtocolDefinition,
+    start: datetime,
+    end: datetime,
+    first_mg_adl: datetime | None,
+) -> list[followups.Read]:
+    s = protocol.safety
+    pid = {"participant_id": participant.id}
+    day0 = participant.day0_date
+    wants_baseline = first_mg_adl is not None and day0 is not None
+    never = datetime(1970, 1, 1, tzinfo=start.tzinfo)
+    return [
+        followups.Read(Q_RECENT, {**pid, "start": start, "end": end}),
+        followups.Read(Q_PREVIOUS_MG_ADL, {**pid, "before": first_mg_adl or never}),
+        followups.Read(
+            Q_BASELINE,
+            {
+                **pid,
+                "start_date": (day0 - timedelta(days=protocol.baseline.lookback_days))
+                if wants_baseline and day0
+                else date.max,
+                "end_date": day0 if wants_baseline and day0 else date.min,
+            },
+        ),
+        followups.Read(Q_DOSES, pid),
+        followups.Read(
+            Q_SIGNALS,
+            {**pid, "since": start - timedelta(hours=s.signal_dedup_hours)},
+        ),
+    ]
+
+
+def _all_off(protocol: ProtocolDefinition) -> bool:
+    modes = protocol.safety.rule_modes
+    return all(modes.get(rule_id) == "off" for rule_id in rules.RULES)
+
+
+def hook(written: followups.Written) -> SafetyFollowup | None:
+    protocol: ProtocolDefinition = written.protocol
+    participant = written.participant
+    if _all_off(protocol):
+        return None
+    s = protocol.safety
+    if written.dose_on is not None:
+        # A dose recorded now may put earlier observations inside its risk window: evaluate
+        # again everything since the earliest day a window after it covers.
+        first_day = min((w.start_day for w in s.risk_windows), default=0)
+        since = _day_start(written.dose_on + timedelta(days=first_day), participant.time_zone)
+        span = timedelta(hours=s.evidence_window_hours)
+        return SafetyFollowup(
+            participant=participant,
+            protocol=protocol,
+            new=[],
+            lock=participant.id,
+            reads=_reads(participant, protocol, since - span, utcnow() + span, None),
+            reevaluate_from=since,
+        )
+    new = [o for e in written.entries if (o := observation(e)) is not None]
+    delta = protocol.efficacy.worsening_delta
+    if not any(rules.may_fire(o, s, delta) for o in new):
+        return None
+    span = timedelta(hours=s.evidence_window_hours)
+    start = min(o.at for o in new) - span
+    if any(c in rules.NEW_ONLY_SYMPTOMS for o in new for c in o.codes()):
+        start = min(start, min(o.at for o in new) - timedelta(days=s.new_symptom_lookback_days))
+    mg_adl = [o.at for o in new if o.mg_adl is not None]
+    return SafetyFollowup(
+        participant=participant,
+        protocol=protocol,
+        new=new,
+        lock=participant.id,
+        reads=_reads(
+            participant, protocol, start, max(o.at for o in new) + span, min(mg_adl, default=None)
+        ),
+    )
+
+
+followups.HOOKS.append(hook)

@@ -1,0 +1,133 @@
+"""The safety step on diary capture's production paths (psycopg on PostgreSQL, sqlite3 on
+SQLite), where requests really commit: the signal, its finding and its alert are committed with
+the entry before the 2xx, batches and single entries alike, and concurrent fevers of one
+participant still make one signal (the per-participant advisory lock, app/core/followups.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from app.alerts.models import Alert
+from app.core.config import get_settings
+from app.main import create_app
+from app.participants.models import Participant
+from app.safety.models import SafetyFinding, SafetyPrompt, SafetySignal
+from tests.factories import bearer, create_participant, create_study, participant_token
+from tests.scratch_database import scratch_engines
+
+
+@pytest.fixture(scope="module")
+def scratch_engine() -> Iterator[Engine]:
+    with scratch_engines(1) as (engine,):
+        yield engine
+
+
+@pytest.fixture
+def client(scratch_engine: Engine) -> Iterator[TestClient]:
+    app = create_app(get_settings(), engine=scratch_engine)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def participant(scratch_engine: Engine) -> Participant:
+    with Session(scratch_engine, expire_on_commit=False) as session:
+        study, sites = create_study(session)
+        participant, _ = create_participant(
+            session,
+            study=study,
+            site=sites["X"],
+            enrolled_on=(datetime.now(UTC) - timedelta(days=10)).date(),
+        )
+        session.commit()
+    return participant
+
+
+def _vitals(minutes_ago: float, **data: Any) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "kind": "vitals",
+        "recorded_at": (datetime.now(UTC) - timedelta(minutes=minutes_ago)).isoformat(),
+        "time_zone": "Europe/Berlin",
+        "data": data,
+    }
+
+
+def _committed(engine: Engine, participant: Participant) -> dict[str, Any]:
+    with Session(engine) as session:
+        signals = session.exec(
+            select(SafetySignal).where(SafetySignal.participant_id == participant.id)
+        ).all()
+        findings = session.exec(
+            select(SafetyFinding).where(SafetyFinding.participant_id == participant.id)
+        ).all()
+        alerts = session.exec(
+            select(Alert)
+            .where(Alert.participant_id == participant.id)
+            .order_by(col(Alert.created_at))
+        ).all()
+        prompts = session.exec(
+            select(SafetyPrompt).where(SafetyPrompt.participant_id == participant.id)
+        ).all()
+    return {"signals": signals, "findings": findings, "alerts": alerts, "prompts": prompts}
+
+
+def test_signal_alert_and_escalation_commit_with_the_entries(
+    client: TestClient, scratch_engine: Engine, participant: Participant
+) -> None:
+    headers = bearer(participant_token(participant))
+    first = client.post(
+        "/app/v1/diary/entries", json=_vitals(60, temperature_c=38.4), headers=headers
+    )
+    assert first.status_code == 201, first.text
+    found = _committed(scratch_engine, participant)
+    [signal] = found["signals"]
+    assert (signal.category, signal.priority) == ("crs", "routine")
+    assert [a.type for a in found["alerts"]] == ["safety.signal.raised"]
+
+    # A batch with more fevers (more than the COPY threshold of rows on PostgreSQL) and a low
+    # SpO2: one escalation, nothing else.
+    batch = [_vitals(50 - i * 0.5, temperature_c=38.6) for i in range(40)]
+    batch.append(_vitals(5, spo2_percent=89))
+    synced = client.post("/app/v1/diary/sync", json={"entries": batch}, headers=headers)
+    assert synced.status_code == 200, synced.text
+    assert {r["status"] for r in synced.json()["results"]} == {"created"}
+    found = _committed(scratch_engine, participant)
+    [signal] = found["signals"]
+    assert signal.priority == "urgent"
+    assert signal.finding_count == len(found["findings"]) == 42
+    assert [a.type for a in found["alerts"]] == ["safety.signal.raised", "safety.signal.escalated"]
+
+    # The same batch again: duplicates, no new finding.
+    again = client.post("/app/v1/diary/sync", json={"entries": batch}, headers=headers)
+    assert {r["status"] for r in again.json()["results"]} == {"duplicate"}
+    assert len(_committed(scratch_engine, participant)["findings"]) == 42
+
+
+def test_a_prompt_is_committed_and_answered(
+    client: TestClient, scratch_engine: Engine, participant: Participant
+) -> None:
+    headers = bearer(participant_token(participant))
+    chills = {
+        "id": str(uuid.uuid4()),
+        "kind": "symptoms",
+        "recorded_at": (datetime.now(UTC) - timedelta(minutes=30)).isoformat(),
+        "time_zone": "Europe/Berlin",
+        "data": {"symptoms": [{"code": "chills", "severity": 2}]},
+    }
+    assert client.post("/app/v1/diary/entries", json=chills, headers=headers).status_code == 201
+    assert len(_committed(scratch_engine, participant)["prompts"]) == 1
+    prompts = client.get("/app/v1/safety/prompts", headers=headers).json()["items"]
+    assert [p["kind"] for p in prompts] == ["temperature"]
+    reading = _vitals(1, temperature_c=37.2)
+    assert client.post("/app/v1/diary/entries", json=reading, headers=headers).status_code == 201
+    assert client.get("/app/v1/safety/prompts", headers=headers).json()["items"] == []
