@@ -15,6 +15,7 @@ from app.diary import router as diary_router
 from app.medications import router as medications_router
 from app.participants import router as participants_router
 from app.participants.deps import get_current_participant
+from app.safety import ae_router
 from app.safety import engine as safety_engine
 from app.safety import router as safety_router
 from app.scores import router as scores_router
@@ -78,6 +79,7 @@ def build_router() -> APIRouter:
     portal_api.include_router(medications_router.portal_router)
     portal_api.include_router(scores_router.portal_router)
     portal_api.include_router(safety_router.portal_router)
+    portal_api.include_router(ae_router.portal_router)
     portal_api.include_router(visits_router.portal_router)
     portal_api.include_router(audit_router.portal_router)
     portal_api.include_router(alerts_router.portal_router)

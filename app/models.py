@@ -22,6 +22,7 @@ from app.medications.models import (
     StudyDrugAdministrationVersion,
 )
 from app.participants.models import Participant
+from app.safety.ae_models import AdverseEvent, AdverseEventVersion
 from app.safety.models import SafetyFinding, SafetyPrompt, SafetySignal
 from app.scores.models import (
     ClinicAssessment,
@@ -34,6 +35,8 @@ from app.visits.models import CalendarFeed, Visit
 from app.worker import WorkerHeartbeat
 
 __all__ = [
+    "AdverseEvent",
+    "AdverseEventVersion",
     "Alert",
     "SafetyFinding",
     "SafetyPrompt",

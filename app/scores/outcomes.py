@@ -12,7 +12,7 @@ import datetime as dt
 import io
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,6 +33,21 @@ from app.studies.models import Study
 from app.studies.protocol import ProtocolDefinition
 
 INSTRUMENTS = ("mg_adl", "qmg", "mgc", "mg_qol15r", "mg_qol15")
+
+
+@dataclass(frozen=True)
+class OutcomeSection:
+    """A section a later layer adds to the outcome document and its CSV (``app.safety`` adds
+    ``adverse_events``; scores may not import safety, conventions.md). ``build`` gets the study
+    and the caller; ``csv_rows`` turns the section into rows keyed by ``CSV_COLUMNS``."""
+
+    build: Callable[[Session, Study, StaffPrincipal], dict[str, Any]]
+    csv_rows: Callable[[dict[str, Any]], Iterable[dict[str, Any]]]
+
+
+#: Registered by the modules that compute them, by document key.
+OUTCOME_SECTIONS: dict[str, OutcomeSection] = {}
+
 DELTA_FIELD = {
     "mg_adl": "mg_adl_improvement_delta",
     "qmg": "qmg_improvement_delta",
@@ -196,7 +211,7 @@ def study_outcomes(
         per_instrument[instrument] = outcomes
         instruments[instrument] = _instrument_table(instrument, outcomes, protocol)
     mg_adl = per_instrument["mg_adl"]
-    return {
+    document = {
         "study_id": str(study.id),
         "participants": len(participants),
         "participants_with_day0": len(with_day0),
@@ -230,9 +245,11 @@ def study_outcomes(
             "efficacy.corticosteroid_reduction rules (registry terms without a standard "
             "definition). Participants without corticosteroids at baseline are excluded from "
             "the corticosteroid-reduction denominator.",
-            "Adverse-event counts are added by the safety module.",
         ],
     }
+    for key, section in OUTCOME_SECTIONS.items():
+        document[key] = section.build(session, study, principal)
+    return document
 
 
 def _proportion(flags: Sequence[bool]) -> dict[str, Any]:
@@ -404,6 +421,8 @@ CSV_COLUMNS = (
     "responder_proportion",
     "count",
     "proportion",
+    "term",
+    "grade",
 )
 #: Per-visit proportions in the CSV: (document key, instrument column, measure column).
 CSV_PROPORTIONS = (
@@ -415,7 +434,8 @@ CSV_PROPORTIONS = (
 def outcomes_csv(document: dict[str, Any]) -> str:
     """The outcome table as CSV: one row per instrument and visit (``measure``
     ``change_from_baseline``: n, change statistics, responders), then one row per proportion and
-    visit (``n`` the denominator, ``count`` the numerator, ``proportion``)."""
+    visit (``n`` the denominator, ``count`` the numerator, ``proportion``), then the rows of the
+    ``OUTCOME_SECTIONS`` (adverse events: by ``term`` and ``grade``)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -430,4 +450,7 @@ def outcomes_csv(document: dict[str, Any]) -> str:
     for key, instrument, measure in CSV_PROPORTIONS:
         for row in document[key]["time_points"]:
             write(instrument, measure, row)
+    for key, section in OUTCOME_SECTIONS.items():
+        for row in section.csv_rows(document[key]):
+            write(row["instrument"], row["measure"], row)
     return out.getvalue()
