@@ -22,3 +22,9 @@ class AlertOut(ResponseModel):
     created_at: datetime
     acknowledged_at: datetime | None
     acknowledged_by: str | None
+
+
+class UnreadCounts(ResponseModel):
+    total: int
+    by_priority: dict[str, int] = Field(description="`routine`, `high`, `urgent`.")
+    by_type: dict[str, int] = Field(description="By event type, e.g. `safety.signal.raised`.")

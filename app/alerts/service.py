@@ -21,8 +21,9 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from app.alerts.models import ALERT_PRIORITIES, Alert
@@ -158,7 +159,7 @@ def raise_alert(
 
 def inbox_query(
     *,
-    study_id: uuid.UUID,
+    study_id: uuid.UUID | None,
     type: str | None = None,
     priority: str | None = None,
     acknowledged: bool | None = None,
@@ -166,7 +167,9 @@ def inbox_query(
     created_to: date | None = None,
 ) -> SelectOfScalar[Alert]:
     """A study's alerts, filtered; ``created_from``/``created_to`` are inclusive UTC days."""
-    stmt = select(Alert).where(Alert.study_id == study_id)
+    stmt = select(Alert)
+    if study_id is not None:
+        stmt = stmt.where(Alert.study_id == study_id)
     if type is not None:
         stmt = stmt.where(Alert.type == type)
     if priority is not None:
@@ -181,3 +184,50 @@ def inbox_query(
         end = datetime.combine(created_to + timedelta(days=1), time.min, UTC)
         stmt = stmt.where(col(Alert.created_at) < end)
     return stmt
+
+
+def unread_counts(session: Session, stmt: SelectOfScalar[Alert]) -> dict[str, Any]:
+    """Unacknowledged alerts of an (already scoped) inbox query, in one aggregate query:
+    ``{"total", "by_priority", "by_type"}``."""
+    inner = stmt.where(col(Alert.acknowledged_at).is_(None)).subquery()
+    rows = session.execute(
+        sa.select(inner.c.priority, inner.c.type, func.count()).group_by(
+            inner.c.priority, inner.c.type
+        )
+    ).all()
+    by_priority = dict.fromkeys(ALERT_PRIORITIES, 0)
+    by_type: dict[str, int] = {}
+    for priority, type_, count in rows:
+        by_priority[priority] += int(count)
+        by_type[type_] = by_type.get(type_, 0) + int(count)
+    return {"total": sum(by_priority.values()), "by_priority": by_priority, "by_type": by_type}
+
+
+def acknowledge(
+    session: Session, alert: Alert, *, actor_id: str, now: datetime | None = None
+) -> bool:
+    """Mark one alert read; False when it already was (nothing changes)."""
+    if alert.acknowledged_at is not None:
+        return False
+    alert.acknowledged_at = now or utcnow()
+    alert.acknowledged_by = actor_id
+    session.add(alert)
+    session.flush()
+    return True
+
+
+def acknowledge_subject(
+    session: Session, *, subject_type: str, subject_id: uuid.UUID | str, actor_id: str
+) -> int:
+    """Mark every unread alert about one subject (a safety signal) read; returns how many."""
+    statement = (
+        sa.update(Alert)
+        .where(
+            col(Alert.subject_type) == subject_type,
+            col(Alert.subject_id) == str(subject_id),
+            col(Alert.acknowledged_at).is_(None),
+        )
+        .values(acknowledged_at=utcnow(), acknowledged_by=actor_id)
+    )
+    result = session.execute(statement)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ from typing import Any
 from sqlmodel import Session, col, func, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from app.alerts import service as alerts
 from app.audit import service as audit
 from app.audit.service import Actor
 from app.auth import scoping
@@ -89,6 +90,9 @@ def _change(
     signal.updated_at = utcnow()
     session.add(signal)
     session.flush()
+    alerts.acknowledge_subject(
+        session, subject_type="safety_signal", subject_id=signal.id, actor_id=actor.id
+    )
     audit.record(
         session,
         actor=actor,

@@ -291,3 +291,37 @@ def test_participant_list_counts_open_signals(
     ).json()["items"]
     [row] = [r for r in rows if r["id"] == str(world["pid"])]
     assert row["open_signals"] == 2
+
+
+def test_inbox_unread_counts_and_acknowledging(
+    client: TestClient, session: Session, world: dict[str, Any]
+) -> None:
+    """Issue 6 item 4: the investigators' inbox with unread counts; acknowledging a signal
+    marks its alerts read."""
+    record_infusion(client, world)
+    sync(client, world, fever("2026-11-22T08:00"))
+    sync(client, world, entry("mg_adl", {**MG_ADL_CALM, "breathing": 3}, "2026-11-22T08:30"))
+    unread = f"{PORTAL}/studies/{world['study'].id}/alerts/unread"
+    counts = client.get(unread, headers=world["inv"]).json()
+    # fever (high, raised) + fever with breathing 3 as hypoxia evidence (urgent, escalated)
+    # + the MG crisis (urgent, raised)
+    assert counts["total"] == 3
+    assert counts["by_priority"] == {"routine": 0, "high": 1, "urgent": 2}
+    assert counts["by_type"] == {"safety.signal.raised": 2, "safety.signal.escalated": 1}
+    assert client.get(unread, headers=world["other"]).json()["total"] == 0
+
+    crisis = next(s for s in signals(session, world["pid"]) if s.category == "mg_crisis")
+    [crisis_alert] = [a for a in alerts(session, world["pid"]) if a.subject_id == str(crisis.id)]
+    url = f"{PORTAL}/alerts/{crisis_alert.id}/acknowledge"
+    assert client.post(url, headers=world["other"]).status_code == 404
+    read = client.post(url, headers=world["inv"])
+    assert read.status_code == 200
+    assert read.json()["acknowledged_at"] is not None
+    assert client.get(unread, headers=world["inv"]).json()["total"] == 2
+
+    crs = next(s for s in signals(session, world["pid"]) if s.category == "crs")
+    answer = client.post(
+        f"{PORTAL}/safety-signals/{crs.id}/acknowledge", json={}, headers=world["inv"]
+    )
+    assert answer.status_code == 200
+    assert client.get(unread, headers=world["inv"]).json()["total"] == 0
