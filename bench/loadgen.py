@@ -31,6 +31,7 @@ from bench.payloads import BodyFactory, Participant
 
 PATHS = {
     "entry": "/app/v1/diary/entries",
+    "fever": "/app/v1/diary/entries",
     "sync": "/app/v1/diary/sync",
     "steps": "/app/v1/diary/entries",
 }

@@ -81,6 +81,15 @@ def random_entry_tail(
     return _envelope_tail("vitals", recorded_at, zone_name, vitals_data(rng, measured))
 
 
+def fever_tail(rng: random.Random, zone_name: str, now: datetime) -> bytes:
+    """A temperature of 38.0-39.5 C recorded within the hour: every one is a CRS finding
+    (issue 6), so the safety step locks, reads and writes on each."""
+    zone = ZoneInfo(zone_name)
+    recorded = now - timedelta(seconds=rng.randint(30, 3600))
+    data = {"temperature_c": round(rng.uniform(38.0, 39.5), 1), "heart_rate_bpm": 96}
+    return _envelope_tail("vitals", _local_iso(recorded, zone), zone_name, data)
+
+
 def steps_tail(rng: random.Random, zone_name: str, now: datetime) -> bytes:
     """Yesterday's (local) steps with 1,440 one-minute samples, recorded within the hour."""
     zone = ZoneInfo(zone_name)
@@ -141,6 +150,12 @@ class BodyFactory:
                 for p in participants
             ]
             self.make = self._entry
+        elif scenario == "fever":
+            self._entry_tails = [
+                [fever_tail(rng, p.time_zone, now) for _ in range(ENTRY_VARIANTS)]
+                for p in participants
+            ]
+            self.make = self._entry
         elif scenario == "sync":
             # One 500-entry template per zone: offline entries from the last three days.
             by_zone = {
@@ -174,4 +189,4 @@ class BodyFactory:
         return b'{"id":"' + _new_id() + self._steps_tails[index]
 
     #: Rows each 2xx response stands for: entries for ``entry``/``sync``, samples for ``steps``.
-    ITEMS_PER_REQUEST = {"entry": 1, "sync": SYNC_ENTRIES, "steps": STEP_SAMPLES}
+    ITEMS_PER_REQUEST = {"entry": 1, "fever": 1, "sync": SYNC_ENTRIES, "steps": STEP_SAMPLES}

@@ -31,9 +31,12 @@ from bench.payloads import TIME_ZONES
 BENCH_ACTOR = Actor(type="system", id="mgdiary-bench", role="system")
 
 
-def seed(settings: Settings, *, participants: int) -> list[dict[str, Any]]:
+def seed(
+    settings: Settings, *, participants: int, protocol: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """Migrate ``settings.database_url`` and create a study with ``participants`` activated
-    participants; returns ``[{"token": ..., "time_zone": ...}]``."""
+    participants; returns ``[{"token": ..., "time_zone": ...}]``. ``protocol``: top-level
+    overrides of the study's protocol definition (e.g. its ``safety`` settings)."""
     migrate(settings)
     engine = create_db_engine(settings)
     ring = KeyRing.from_settings(settings)
@@ -48,6 +51,7 @@ def seed(settings: Settings, *, participants: int) -> list[dict[str, Any]]:
                         {"code": "SITE-01", "name": "Bench site one"},
                         {"code": "SITE-02", "name": "Bench site two"},
                     ],
+                    **(protocol or {}),
                 }
             )
             study = studies_service.create_study(session, definition=definition, actor=BENCH_ACTOR)

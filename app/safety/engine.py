@@ -27,12 +27,21 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import col
 
+from app.alerts import service as alerts
 from app.alerts.models import Alert
 from app.audit.models import AuditEvent
 from app.core import followups, rawsql
 from app.core.models import UTCDateTime, utcnow
 from app.core.rows import new_row
-from app.diary.models import DiaryEntry, DiaryEntryVersion, is_current_version
+from app.diary.models import (
+    DiaryEntry,
+    DiaryEntryVersion,
+    MgAdlResponse,
+    SymptomReport,
+    VitalSign,
+    is_current_version,
+)
+from app.diary.vocabulary import SYMPTOMS
 from app.medications.models import StudyDrugAdministration, StudyDrugAdministrationVersion
 from app.safety import episodes, rules
 from app.safety.models import JOINABLE_STATUSES, SafetyFinding, SafetyPrompt, SafetySignal
@@ -40,6 +49,16 @@ from app.scores import trends
 from app.studies.protocol import ProtocolDefinition
 
 RULE_KINDS = ("vitals", "symptoms", "mg_adl")
+#: Symptom codes any rule reads (the rest of the vocabulary is MG symptoms no rule uses).
+RULE_SYMPTOMS = frozenset(
+    code
+    for code, term in SYMPTOMS.items()
+    if term.fever_like
+    or term.icans_like
+    or term.hypotension_evidence
+    or term.hypoxia_evidence
+    or code in rules.CONSTITUTIONAL_SYMPTOMS
+)
 #: Stored observations read for one request, at most (a day of readings every minute is 1,440).
 MAX_CONTEXT_OBSERVATIONS = 5000
 
@@ -57,6 +76,9 @@ _OBS_COLUMNS = [
 ]
 _PARAMS: dict[str, sa.types.TypeEngine[Any]] = {
     "participant_id": sa.Uuid(),
+    "spo2_min": sa.Integer(),
+    "systolic_min": sa.Integer(),
+    "heart_rate_max": sa.Integer(),
     "start": UTCDateTime(),
     "end": UTCDateTime(),
     "before": UTCDateTime(),
@@ -85,20 +107,59 @@ def _query(build: Any, entities: list[Any] | None = None) -> dict[str, rawsql.Qu
     )
 
 
-#: Stored observations in [start, end].
-Q_RECENT = _query(
-    lambda s: (
+def _relevant(s: sa.Select[Any]) -> Any:
+    """Stored observations in [start, end] that a rule can use - any temperature reading (it
+    answers a prompt or is a fever), abnormal SpO2, systolic pressure or heart rate, a symptom
+    of the rules' vocabulary, MG-ADL breathing >= 2 (hypoxia evidence) - found through the
+    typed rows, so a participant with a reading every minute still costs a few rows. One
+    entry may come back more than once (several symptoms); ``_stored`` keeps it once."""
+    in_range = [
+        *_mine(RULE_KINDS),
+        _ENTRY.recorded_at >= sa.bindparam("start", type_=UTCDateTime()),
+        _ENTRY.recorded_at <= sa.bindparam("end", type_=UTCDateTime()),
+    ]
+    version_id = DiaryEntryVersion.__table__.c.id  # type: ignore[attr-defined]
+    vital = VitalSign.__table__.c  # type: ignore[attr-defined]
+    symptom = SymptomReport.__table__.c  # type: ignore[attr-defined]
+    mg_adl = MgAdlResponse.__table__.c  # type: ignore[attr-defined]
+    codes: list[sa.ColumnClause[Any]] = [
+        sa.literal_column(f"'{code}'") for code in sorted(RULE_SYMPTOMS)
+    ]
+    vitals = (
         _observations(s)
+        .join(VitalSign, vital.version_id == version_id)
         .where(
-            *_mine(RULE_KINDS),
-            _ENTRY.recorded_at >= sa.bindparam("start", type_=UTCDateTime()),
-            _ENTRY.recorded_at <= sa.bindparam("end", type_=UTCDateTime()),
+            *in_range,
+            sa.or_(
+                vital.temperature_c.is_not(None),
+                vital.spo2_percent < sa.bindparam("spo2_min", type_=sa.Integer()),
+                vital.systolic_mmhg < sa.bindparam("systolic_min", type_=sa.Integer()),
+                vital.heart_rate_bpm > sa.bindparam("heart_rate_max", type_=sa.Integer()),
+            ),
         )
-        .order_by(_ENTRY.recorded_at)
         .limit(_MAX_ROWS)
         .offset(_ZERO)
     )
-)
+    symptoms = (
+        _observations(s)
+        .join(SymptomReport, symptom.version_id == version_id)
+        .where(*in_range, symptom.code.in_(codes))
+        .limit(_MAX_ROWS)
+        .offset(_ZERO)
+    )
+    breathing = (
+        _observations(s)
+        .join(MgAdlResponse, mg_adl.version_id == version_id)
+        .where(*in_range, mg_adl.breathing >= sa.literal_column("2"))
+        .limit(_MAX_ROWS)
+        .offset(_ZERO)
+    )
+    return sa.union_all(*(part.subquery().select() for part in (vitals, symptoms, breathing)))
+
+
+Q_RECENT = _query(_relevant)
+
+
 #: The latest MG-ADL recorded before ``before``.
 Q_PREVIOUS_MG_ADL = _query(
     lambda s: (
@@ -224,7 +285,11 @@ def observation(entry: followups.WrittenEntry) -> rules.Observation | None:
 
 def _stored(rows: Iterable[list[Any]]) -> list[rules.Observation]:
     out = []
+    seen: set[Any] = set()
     for client_id, kind, recorded_at, diary_date, data in rows:
+        if client_id in seen:
+            continue
+        seen.add(client_id)
         found = observation(followups.WrittenEntry(client_id, kind, recorded_at, diary_date, data))
         if found is not None:
             out.append(found)
@@ -303,11 +368,12 @@ class SafetyFollowup:
             (_TABLES[Alert], changes.alerts),
             (_TABLES[AuditEvent], changes.audit),
         ]
+        updates = [followups.Update(U_SIGNAL, _update_params(v)) for v in changes.updates]
+        # The webhook outbox's rows for each new alert (inserted above), same transaction.
+        updates += [update for alert in changes.alerts for update in alerts.fanout(alert)]
         return followups.Write(
             parts=[(table, [dict(r) for r in rows]) for table, rows in parts if rows],
-            updates=[
-                followups.Update(U_SIGNAL, _update_params(values)) for values in changes.updates
-            ],
+            updates=updates,
         )
 
     def _baseline(self, values: list[rules.Observation]) -> float | None:
@@ -337,7 +403,17 @@ def _reads(
     wants_baseline = first_mg_adl is not None and day0 is not None
     never = datetime(1970, 1, 1, tzinfo=start.tzinfo)
     return [
-        followups.Read(Q_RECENT, {**pid, "start": start, "end": end}),
+        followups.Read(
+            Q_RECENT,
+            {
+                **pid,
+                "start": start,
+                "end": end,
+                "spo2_min": s.spo2_min_percent,
+                "systolic_min": s.hypotension_systolic_mmhg,
+                "heart_rate_max": s.tachycardia_bpm,
+            },
+        ),
         followups.Read(Q_PREVIOUS_MG_ADL, {**pid, "before": first_mg_adl or never}),
         followups.Read(
             Q_BASELINE,
@@ -384,7 +460,8 @@ def hook(written: followups.Written) -> SafetyFollowup | None:
         )
     new = [o for e in written.entries if (o := observation(e)) is not None]
     delta = protocol.efficacy.worsening_delta
-    if not any(rules.may_fire(o, s, delta) for o in new):
+    has_baseline = participant.day0_date is not None
+    if not any(rules.may_fire(o, s, delta, has_baseline=has_baseline) for o in new):
         return None
     span = timedelta(hours=s.evidence_window_hours)
     start = min(o.at for o in new) - span

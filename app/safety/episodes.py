@@ -186,8 +186,13 @@ def merge(
                 changes.alerts.append(_alert(target, finding, subject, "raised", now))
             continue
         before = target.priority
+        # A monitored rule never raises an active signal's priority: that would swallow the
+        # alert of a later active finding of the same priority.
+        silent = mode == "monitor" and target.mode == "active"
         escalates = (
-            finding.priority is not None and PRIORITY_RANK[finding.priority] > PRIORITY_RANK[before]
+            finding.priority is not None
+            and PRIORITY_RANK[finding.priority] > PRIORITY_RANK[before]
+            and not silent
         )
         if _recorded(target, finding) and not escalates:
             continue

@@ -443,9 +443,13 @@ def evaluate(new: Sequence[Observation], ctx: Context) -> Evaluation:
     return _Builder(new, ctx).run()
 
 
-def may_fire(obs: Observation, settings: SafetySettings, worsening_delta: int) -> bool:
+def may_fire(
+    obs: Observation, settings: SafetySettings, worsening_delta: int, *, has_baseline: bool = True
+) -> bool:
     """Whether ``obs`` can take part in any finding or prompt: normal readings and symptom-free
-    entries skip the safety step (and its reads) altogether."""
+    entries skip the safety step (and its reads) altogether. ``has_baseline``: whether the
+    participant can have an MG-ADL baseline at all (a day 0 is set); without one the total
+    cannot be worse than it."""
     s = settings
     if obs.temperature_c is not None and obs.temperature_c >= s.fever_threshold_c:
         return True
@@ -469,6 +473,6 @@ def may_fire(obs: Observation, settings: SafetySettings, worsening_delta: int) -
         items = obs.mg_adl
         if items.get("breathing", 0) >= 1 or any(items.get(n, 0) >= 2 for n in BULBAR_ITEMS):
             return True
-        if sum(items.values()) >= worsening_delta:  # could be worsening from any baseline
+        if has_baseline and sum(items.values()) >= worsening_delta:  # any baseline >= 0
             return True
     return False
