@@ -18,7 +18,7 @@ The output is row values for the write paths (plain SQL on diary capture, a sess
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -90,7 +90,7 @@ def _tagged(finding: Finding) -> list[dict[str, Any]]:
 
 def _recorded(signal: OpenSignal, finding: Finding) -> bool:
     ids = {e["entry_id"] for e in signal.evidence if e.get("rule") == finding.rule_id}
-    return finding.entry_ids <= ids
+    return finding.identity <= ids
 
 
 def _within(signal: OpenSignal, at: datetime, window: timedelta) -> bool:
@@ -132,7 +132,8 @@ def merge(
     new signals, only changes to the joinable ones (re-evaluation after a dose)."""
     changes = Changes()
     window = timedelta(hours=settings.signal_dedup_hours)
-    signals = list(open_signals)
+    # Copies: the caller's objects stay as they were read.
+    signals = [replace(s, evidence=list(s.evidence)) for s in open_signals]
     for finding in sorted(findings, key=lambda f: f.evidence_at):
         mode = settings.mode_of(finding.rule_id)
         if mode == "off":
@@ -196,7 +197,8 @@ def merge(
         )
         if _recorded(target, finding) and not escalates:
             continue
-        activates = mode == "active" and target.mode == "monitor"
+        # An evidence-only finding never makes a monitored signal alert.
+        activates = mode == "active" and target.mode == "monitor" and finding.priority is not None
         if escalates:
             assert finding.priority is not None
             target.priority = finding.priority

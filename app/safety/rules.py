@@ -133,10 +133,18 @@ class Finding:
     evidence: tuple[dict[str, Any], ...]
     in_risk_window: bool = False
     days_since_dose: int | None = None
+    #: The entries that make this finding new, when not all of its evidence does: for a fever
+    #: with hypotension or hypoxia, the signs (another fever near the same signs is no news).
+    key: frozenset[str] | None = None
 
     @property
     def entry_ids(self) -> frozenset[str]:
         return frozenset(str(e["entry_id"]) for e in self.evidence)
+
+    @property
+    def identity(self) -> frozenset[str]:
+        """The entries that identify the finding (its key, or all its evidence)."""
+        return self.key if self.key is not None else self.entry_ids
 
 
 @dataclass(frozen=True)
@@ -266,6 +274,7 @@ class _Builder:
         evidence: list[dict[str, Any]],
         *,
         dose_aware: bool = False,
+        key: list[dict[str, Any]] | None = None,
     ) -> None:
         if self.s.mode_of(rule_id) == "off":
             return
@@ -285,11 +294,12 @@ class _Builder:
             evidence=tuple(unique),
             in_risk_window=inside,
             days_since_dose=since,
+            key=None if key is None else frozenset(str(e["entry_id"]) for e in key),
         )
-        key = (rule_id, result.entry_ids)
-        if key in self._seen:  # the same combination, reached from another of its entries
+        seen = (rule_id, result.identity)
+        if seen in self._seen:  # the same combination, reached from another of its entries
             return
-        self._seen.add(key)
+        self._seen.add(seen)
         self.out.findings.append(result)
 
     def crs(self, obs: Observation) -> None:
@@ -314,11 +324,21 @@ class _Builder:
         ):
             # Fever with hypotension or hypoxia: potential grade >= 2, urgent (6.1 [C]).
             # ``obs`` must take part: the fever or the other evidence is new.
-            signs = [e for o in near for e in gather(o, s)]
-            if fevers and signs and (_fever(obs, s) or gather(obs, s)):
-                fever = max(fevers, key=lambda o: (o.temperature_c or 0, o.at))
+            # The fever and the signs shown are those of one window: the new fever and the
+            # signs near it, or the new sign and the fever nearest to it with its signs.
+            if not fevers or not (_fever(obs, s) or gather(obs, s)):
+                continue
+            fever = obs if _fever(obs, s) else min(fevers, key=lambda o: abs(o.at - obs.at))
+            around = _near(fever, self.pool, s.evidence_window_hours)
+            signs = [e for o in around for e in gather(o, s)]
+            if signs:
                 self.finding(
-                    rule_id, "crs", "urgent", obs, [_fever_evidence(fever), *signs, *constitutional]
+                    rule_id,
+                    "crs",
+                    "urgent",
+                    obs,
+                    [_fever_evidence(fever), *signs, *constitutional],
+                    key=signs,
                 )
         own = _constitutional_evidence(obs, s)
         if own and not _fever(obs, s):
