@@ -21,6 +21,8 @@ from app.safety import router as safety_router
 from app.scores import router as scores_router
 from app.studies import router as studies_router
 from app.visits import router as visits_router
+from app.webhooks import outbox as webhook_outbox
+from app.webhooks import router as webhooks_router
 
 APP_PREFIX = "/app/v1"
 PORTAL_PREFIX = "/portal/v1"
@@ -29,6 +31,8 @@ AUTH_PREFIX = "/auth/v1"
 #: Routes that answer without a bearer token. A test walks every route against this list.
 #: The safety rules run on every clinical write (registered as a follow-up hook on import).
 SAFETY_HOOK = safety_engine.hook
+#: Every new alert fans out to the webhook outbox in its own transaction (registered on import).
+WEBHOOK_FANOUT = webhook_outbox.fanout
 
 PUBLIC_PATHS = frozenset(
     {
@@ -39,6 +43,8 @@ PUBLIC_PATHS = frozenset(
         "/calendar/v1/{feed_token}.ics",
     }
 )
+#: Operator routes outside the API prefixes, behind a token of their own (not a user's).
+OPERATOR_PATHS = frozenset({"/metrics"})
 
 
 def build_router() -> APIRouter:
@@ -46,6 +52,7 @@ def build_router() -> APIRouter:
     root.include_router(health.router)
     root.include_router(participants_router.auth_router, prefix=AUTH_PREFIX)
     root.include_router(visits_router.public_router)
+    root.include_router(webhooks_router.metrics_router)
 
     app_api = APIRouter(
         prefix=APP_PREFIX,
@@ -83,5 +90,6 @@ def build_router() -> APIRouter:
     portal_api.include_router(visits_router.portal_router)
     portal_api.include_router(audit_router.portal_router)
     portal_api.include_router(alerts_router.portal_router)
+    portal_api.include_router(webhooks_router.portal_router)
     root.include_router(portal_api)
     return root

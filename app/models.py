@@ -32,9 +32,13 @@ from app.scores.models import (
 )
 from app.studies.models import ProtocolVersion, Site, Study
 from app.visits.models import CalendarFeed, Visit
+from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.worker import WorkerHeartbeat
 
 __all__ = [
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "AdverseEvent",
     "AdverseEventVersion",
     "Alert",

@@ -3,7 +3,7 @@
 Runs as ``mgdiary worker``, or as a thread inside ``mgdiary serve`` unless
 ``MGDIARY_INPROCESS_WORKER=false``. Jobs are plain functions taking a session; each job's run is
 its own transaction, so one failing job never blocks the others. Jobs are listed in ``JOBS``
-below (webhook delivery registers here as it lands).
+below; webhook delivery (app/webhooks/delivery.py) runs in a thread of its own beside them.
 """
 
 from __future__ import annotations
@@ -18,8 +18,11 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel
 
+from app.core.config import Settings, get_settings
 from app.core.models import UTCDateTime, utcnow
 from app.visits.sweep import sweep_missed
+from app.webhooks import outbox  # noqa: F401  (registers the outbox fan-out of new alerts)
+from app.webhooks.delivery import run_delivery_loop
 
 logger = logging.getLogger("mgdiary.worker")
 
@@ -64,9 +67,28 @@ def run_once(engine: Engine, *, name: str, started_at: datetime) -> int:
     return handled
 
 
-def run_forever(engine: Engine, *, poll_seconds: float, stop: threading.Event) -> None:
+def run_forever(
+    engine: Engine,
+    *,
+    poll_seconds: float,
+    stop: threading.Event,
+    settings: Settings | None = None,
+    deliver_webhooks: bool = True,
+) -> None:
+    """The periodic jobs every ``poll_seconds``, and webhook delivery in its own thread (it
+    polls far more often: alert latency, issue 7)."""
     name = worker_name()
     started_at = utcnow()
+    delivery: threading.Thread | None = None
+    if deliver_webhooks:
+        delivery = threading.Thread(
+            target=run_delivery_loop,
+            name="mgdiary-webhooks",
+            daemon=True,
+            args=(engine, settings or get_settings()),
+            kwargs={"stop": stop, "worker": f"{name}:webhooks"},
+        )
+        delivery.start()
     logger.info("worker %s started with jobs: %s", name, ", ".join(JOBS) or "(none)")
     while not stop.is_set():
         try:
@@ -74,4 +96,6 @@ def run_forever(engine: Engine, *, poll_seconds: float, stop: threading.Event) -
         except Exception:
             logger.exception("worker cycle failed; retrying after %.1f s", poll_seconds)
         stop.wait(poll_seconds)
+    if delivery is not None:
+        delivery.join(timeout=30)
     logger.info("worker %s stopped", name)

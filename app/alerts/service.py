@@ -27,12 +27,24 @@ from sqlmodel import Session, col, func, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from app.alerts.models import ALERT_PRIORITIES, Alert
+from app.core import followups
 from app.core.models import utcnow
 from app.core.rows import new_row
 
 AlertListener = Callable[[Session, Alert], None]
 #: Called with (session, alert) for every newly recorded alert, in the same transaction.
 ALERT_LISTENERS: list[AlertListener] = []
+#: Statements to run after an alert row is inserted, in the same transaction, on any write
+#: path (the webhook outbox's fan-out registers here: app/webhooks/outbox.py). Each hook gets
+#: the alert's row values and returns ``followups.Update``s.
+FanoutHook = Callable[[Any], list[followups.Update]]
+FANOUT_HOOKS: list[FanoutHook] = []
+
+
+def fanout(alert: Any) -> list[followups.Update]:
+    """The statements the registered hooks want run for a newly inserted alert."""
+    return [update for hook in FANOUT_HOOKS for update in hook(alert)]
+
 
 #: Strings in ``data`` are identifiers, codes and dates (``mg_crisis``, ``clinic-d028``, ISO
 #: dates, UUIDs): no spaces, at most 100 characters. Anything else is likely free text.
@@ -152,6 +164,10 @@ def raise_alert(
         return None, False
     alert = session.get(Alert, inserted)
     assert alert is not None
+    connection = session.connection()
+    for update in fanout(alert):
+        compiled = update.statements[connection.dialect.name]
+        connection.exec_driver_sql(compiled.sql, compiled.params(update.params))
     for listener in ALERT_LISTENERS:
         listener(session, alert)
     return alert, True

@@ -65,6 +65,21 @@ class Settings(BaseSettings):
 
     webhook_allow_private_targets: bool = False
     webhook_retry_schedule: Annotated[tuple[int, ...], NoDecode] = DEFAULT_RETRY_SCHEDULE
+    #: Each retry waits its scheduled delay times a random factor in [1 - jitter, 1 + jitter].
+    webhook_retry_jitter: float = Field(default=0.2, ge=0, le=0.5)
+    #: The whole attempt (connect, send, read the response) ends after this many seconds.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
+    #: A claimed delivery is the claimer's for this long; after it, another worker may retry.
+    webhook_lease_seconds: int = Field(default=60, ge=5, le=3600)
+    #: After a secret rotation the previous secret also signs for this long.
+    webhook_secret_overlap_seconds: int = Field(default=86_400, ge=0, le=30 * 86_400)
+    #: An endpoint whose attempts have all failed for this long is disabled, with an alert.
+    webhook_disable_after_seconds: int = Field(default=5 * 86_400, ge=1)
+    #: How often the delivery loop looks for due deliveries (it also wakes on new ones).
+    webhook_poll_seconds: float = Field(default=0.5, gt=0, le=60)
+    webhook_batch_size: int = Field(default=20, ge=1, le=500)
+    #: Bearer token for ``GET /metrics``; unset, the metrics route answers 404.
+    metrics_token: str | None = Field(default=None, min_length=16)
     inprocess_worker: bool = True
     worker_poll_seconds: float = Field(default=2.0, gt=0)
 
@@ -87,6 +102,12 @@ class Settings(BaseSettings):
         if not value or any(v < 0 for v in value):
             raise ValueError("must be a non-empty list of non-negative seconds")
         return value
+
+    @model_validator(mode="after")
+    def _lease_outlasts_timeout(self) -> Settings:
+        if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
+            raise ValueError("MGDIARY_WEBHOOK_LEASE_SECONDS must exceed the webhook timeout")
+        return self
 
     @field_validator("jwt_previous_secrets")
     @classmethod

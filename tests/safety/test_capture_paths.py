@@ -131,3 +131,42 @@ def test_a_prompt_is_committed_and_answered(
     reading = _vitals(1, temperature_c=37.2)
     assert client.post("/app/v1/diary/entries", json=reading, headers=headers).status_code == 201
     assert client.get("/app/v1/safety/prompts", headers=headers).json()["items"] == []
+
+
+def test_the_outbox_rows_commit_with_the_alert_on_the_production_path(
+    client: TestClient, scratch_engine: Engine, participant: Participant
+) -> None:
+    """Issue 7 item 3 / checklist E29 on the driver paths: a fever's alert and one delivery per
+    matching endpoint are in the same commit as the entry."""
+    from app.webhooks import signing
+    from app.webhooks.models import WebhookDelivery, WebhookEndpoint
+
+    with Session(scratch_engine) as session:
+        endpoint = WebhookEndpoint(
+            study_id=participant.study_id,
+            url="https://receiver.example.org/hook",
+            event_types=["safety.signal.escalated", "safety.signal.raised"],
+            secret=signing.new_secret(),
+            created_by="tests",
+        )
+        session.add(endpoint)
+        session.commit()
+        endpoint_id = endpoint.id
+    headers = bearer(participant_token(participant))
+    single = client.post(
+        "/app/v1/diary/entries", json=_vitals(60, temperature_c=38.4), headers=headers
+    )
+    assert single.status_code == 201, single.text
+    batch = [_vitals(50 - i, temperature_c=38.6) for i in range(70)]  # COPY on PostgreSQL
+    batch.append(_vitals(5, spo2_percent=88))
+    assert (
+        client.post("/app/v1/diary/sync", json={"entries": batch}, headers=headers).status_code
+        == 200
+    )
+    found = _committed(scratch_engine, participant)
+    with Session(scratch_engine) as session:
+        rows = session.exec(
+            select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
+        ).all()
+    assert sorted(r.event_type for r in rows) == ["safety.signal.escalated", "safety.signal.raised"]
+    assert {r.alert_id for r in rows} == {a.id for a in found["alerts"]}
