@@ -8,7 +8,8 @@ event loop, one request at a time, and reports this process's CPU time per reque
 
 - ``GET /healthz``: the middleware and routing floor;
 - ``GET /app/v1/me``: plus participant authentication (token, one SELECT, a transaction);
-- ``POST /app/v1/diary/entries``: a single ``mg_adl`` or ``vitals`` entry.
+- ``POST /app/v1/diary/entries``: a single ``mg_adl`` or ``vitals`` entry; the same for a
+  study whose protocol switches every safety rule off; and fevers only (every one a finding).
 
 Usage::
 
@@ -33,7 +34,7 @@ from typing import Any
 
 import httpx2 as httpx
 
-from bench.payloads import random_entry_tail
+from bench.payloads import fever_tail, random_entry_tail
 from bench.run import app_settings, recreate_database
 from bench.seed import seed
 
@@ -58,6 +59,9 @@ async def run(database_url: str, requests: int) -> dict[str, float]:
 
     settings = app_settings(database_url)
     participants = seed(settings, participants=20)
+    from bench.rules import RULES_OFF
+
+    rules_off = seed(settings, participants=20, protocol=RULES_OFF)
     app = create_app(settings)
     rng = random.Random(7)
     results: dict[str, float] = {}
@@ -67,6 +71,7 @@ async def run(database_url: str, requests: int) -> dict[str, float]:
         httpx.AsyncClient(transport=transport, base_url="http://bench") as client,
     ):
         headers = [{"Authorization": f"Bearer {p['token']}"} for p in participants]
+        headers_off = [{"Authorization": f"Bearer {p['token']}"} for p in rules_off]
         zones = [p["time_zone"] for p in participants]
         counter = {"n": 0}
 
@@ -90,10 +95,32 @@ async def run(database_url: str, requests: int) -> dict[str, float]:
                 headers={**headers[n], "Content-Type": "application/json"},
             )
 
+        async def entry_rules_off() -> httpx.Response:
+            n = who()
+            tail = random_entry_tail(rng, zones[n], datetime.now(UTC), max_age_s=3600)
+            body = b'{"id":"' + str(__import__("uuid").uuid4()).encode() + tail
+            return await client.post(
+                "/app/v1/diary/entries",
+                content=body,
+                headers={**headers_off[n], "Content-Type": "application/json"},
+            )
+
+        async def fever() -> httpx.Response:
+            n = who()
+            body = b'{"id":"' + str(__import__("uuid").uuid4()).encode()
+            body += fever_tail(rng, zones[n], datetime.now(UTC))
+            return await client.post(
+                "/app/v1/diary/entries",
+                content=body,
+                headers={**headers[n], "Content-Type": "application/json"},
+            )
+
         for name, make, expect in (
             ("GET /healthz", healthz, {200}),
             ("GET /app/v1/me", me, {200}),
             ("POST /app/v1/diary/entries", entry, {201}),
+            ("  the same, safety rules off", entry_rules_off, {201}),
+            ("  fevers only (rules on)", fever, {201}),
         ):
             await _measure(client, make, max(50, requests // 10), expect)  # warm-up
             rounds = await _measure(client, make, requests, expect)

@@ -26,6 +26,13 @@ The read and write phases, chosen by the database:
 The decision phase is one code path for all three. tests/diary/test_capture_production.py runs
 the production path of the database under test on committed data.
 
+Fault injection for the crash drill (scripts/crash_drill.py), test-only:
+``MGDIARY_FAULT_INJECT=before_commit|after_commit`` makes the process exit (status 137, no
+cleanup) in the PostgreSQL and SQLite capture paths, just before a write commits or just after
+it committed and before the response is sent, on the first write after
+``MGDIARY_FAULT_INJECT_AFTER`` (default 0) writes that passed that point. Read once, at import,
+in ``_fault_point``; ignored when ``MGDIARY_ENV=production``.
+
 Measured on this machine (docs/performance.md): async SQLAlchemy over the same ORM code reached
 0.105-0.137 of the baseline for a single entry; these paths reach about 0.34 on PostgreSQL.
 """
@@ -35,6 +42,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
+import os
 import sqlite3
 import uuid
 from collections.abc import Callable
@@ -73,10 +82,44 @@ from app.studies import service as studies_service
 from app.studies.models import ProtocolVersion
 from app.studies.protocol import ProtocolDefinition
 
+logger = logging.getLogger("mgdiary.capture")
+
 IDEMPOTENCY_TTL = timedelta(hours=24)
 #: Above this many rows a request's inserts go in with COPY (PostgreSQL).
 COPY_FROM_ROWS = 64
 Existing = dict[uuid.UUID, tuple[DiaryEntry, DiaryEntryVersion]]
+
+FAULT_POINTS = ("before_commit", "after_commit")
+
+
+def _fault_point() -> tuple[str, int] | None:
+    """The crash drill's fault injection (see the module docstring): the point and how many
+    writes pass it first. Never in production."""
+    point = os.environ.get("MGDIARY_FAULT_INJECT")
+    if not point:
+        return None
+    if os.environ.get("MGDIARY_ENV") == "production":
+        logger.error("MGDIARY_FAULT_INJECT is ignored in production")
+        return None
+    if point not in FAULT_POINTS:
+        raise RuntimeError(f"MGDIARY_FAULT_INJECT must be one of {', '.join(FAULT_POINTS)}")
+    return point, int(os.environ.get("MGDIARY_FAULT_INJECT_AFTER") or 0)
+
+
+_FAULT = _fault_point()
+_fault_passed = 0
+
+
+def _fault(point: str, decision: Decision) -> None:
+    """Exit at ``point`` if the drill asked for it (only writes count; a replay writes nothing)."""
+    global _fault_passed
+    if _FAULT is None or _FAULT[0] != point or not decision.rows:
+        return
+    if _fault_passed < _FAULT[1]:
+        _fault_passed += 1
+        return
+    logger.error("fault injection: exiting at %s", point)
+    os._exit(137)
 
 
 @dataclass
@@ -511,16 +554,21 @@ class PostgresCapture:
                     for update in extra.updates:
                         statement = update.statements["postgresql"]
                         await cursor.execute(statement.sql, statement.params(update.params))
-            return
-        await self._insert(conn, decision, [])
+                _fault("before_commit", decision)
+        else:
+            # Autocommit: the one INSERT (or the COPY transaction) is the commit.
+            _fault("before_commit", decision)
+            await self._insert(conn, decision, [])
+        _fault("after_commit", decision)
 
     async def _followups(
         self, conn: AsyncConnection[Any], pending: list[followups.Followup]
     ) -> followups.Write:
         total = followups.Write()
         for followup in pending:
-            await conn.execute(followups.PG_LOCK_SQL, (followups.lock_key(followup.lock),))
             async with conn.pipeline():
+                # The lock first: the server runs the pipeline's statements in order.
+                await conn.execute(followups.PG_LOCK_SQL, (followups.lock_key(followup.lock),))
                 cursors = [
                     await read.queries["postgresql"].send(conn, read.params)
                     for read in followup.reads
@@ -724,10 +772,12 @@ class SqliteCapture:
                 for update in write.updates:
                     statement = update.statements["sqlite"]
                     conn.execute(statement.sql, statement.params(update.params))
+            _fault("before_commit", decision)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        _fault("after_commit", decision)
         return decision.response
 
     async def entry(
