@@ -9,7 +9,7 @@ PORT ?= 8000
 MGDIARY_TEST_DATABASE_URL ?=
 export MGDIARY_TEST_DATABASE_URL
 
-.PHONY: install run test check lint typecheck openapi openapi-check migrations-check audit-deps demo clean bench
+.PHONY: install run test check lint typecheck openapi openapi-check migrations-check audit-deps demo clean bench chaos
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -73,3 +73,11 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+## Chaos drill "no alert lost" (checklist E31; not a test): 500 fevers through the API while the
+## webhook worker is SIGKILLed every 0.5-3 s and the receiver goes down for a while; PostgreSQL
+## at 127.0.0.1:5432, database mgdiary_chaos (recreated). CHAOS_ARGS="--sqlite" for the embedded one.
+CHAOS_ARGS ?=
+
+chaos: $(STAMP)
+	$(BIN)/python scripts/chaos_webhooks.py $(CHAOS_ARGS)

@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     webhook_secret_overlap_seconds: int = Field(default=86_400, ge=0, le=30 * 86_400)
     #: An endpoint whose attempts have all failed for this long is disabled, with an alert.
     webhook_disable_after_seconds: int = Field(default=5 * 86_400, ge=1)
-    #: How often the delivery loop looks for due deliveries (it also wakes on new ones).
+    #: How often the idle delivery loop looks for due deliveries (it loops at once while busy).
     webhook_poll_seconds: float = Field(default=0.5, gt=0, le=60)
     webhook_batch_size: int = Field(default=20, ge=1, le=500)
     #: Bearer token for ``GET /metrics``; unset, the metrics route answers 404.
