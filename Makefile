@@ -9,7 +9,7 @@ PORT ?= 8000
 MGDIARY_TEST_DATABASE_URL ?=
 export MGDIARY_TEST_DATABASE_URL
 
-.PHONY: install run test check lint typecheck openapi openapi-check migrations-check audit-deps demo clean bench chaos
+.PHONY: install run test check lint typecheck openapi openapi-check migrations-check audit-deps demo clean bench crash-drill pg-restart-drill chaos
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -81,3 +81,17 @@ CHAOS_ARGS ?=
 
 chaos: $(STAMP)
 	$(BIN)/python scripts/chaos_webhooks.py $(CHAOS_ARGS)
+
+## Crash drill (issue 8 item 2): the API SIGKILLed before commit, after commit and mid-request;
+## the client retries; every acknowledged entry stored exactly once. A scratch database on
+## 127.0.0.1:5432 (created and dropped). CRASH_DRILL_ARGS="--sqlite" for SQLite.
+CRASH_DRILL_ARGS ?=
+crash-drill: $(STAMP)
+	$(BIN)/python scripts/crash_drill.py $(CRASH_DRILL_ARGS)
+
+## PostgreSQL restart under load (issue 8 item 3): a throwaway cluster 15/drill on port 5433
+## (created and dropped; needs root), `restart -m immediate` under 50 req/s.
+## PG_RESTART_DRILL_ARGS="--down-seconds 20 --duration 50" for a longer outage.
+PG_RESTART_DRILL_ARGS ?=
+pg-restart-drill: $(STAMP)
+	$(BIN)/python scripts/pg_restart_drill.py $(PG_RESTART_DRILL_ARGS)

@@ -46,17 +46,19 @@ import logging
 import os
 import sqlite3
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Protocol
 
 import anyio.to_thread
+import psycopg
 import sqlalchemy as sa
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -85,6 +87,13 @@ from app.studies.protocol import ProtocolDefinition
 logger = logging.getLogger("mgdiary.capture")
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
+#: PostgreSQL capture pool (scripts/pg_restart_drill.py): how long a request waits for a
+#: connection, normally and while the database is unreachable (then a 503 with Retry-After);
+#: and how long the pool keeps retrying one reconnection (its back-off doubles from 1 s) before
+#: the next request starts a new one - so it reconnects within seconds after an outage.
+POOL_TIMEOUT_SECONDS = 30.0  # as the engine's pool_timeout (app/core/db.py)
+POOL_TIMEOUT_UNREACHABLE_SECONDS = 2.0
+POOL_RECONNECT_SECONDS = 5.0
 #: Above this many rows a request's inserts go in with COPY (PostgreSQL).
 COPY_FROM_ROWS = 64
 Existing = dict[uuid.UUID, tuple[DiaryEntry, DiaryEntryVersion]]
@@ -493,6 +502,9 @@ class PostgresCapture:
     def __init__(self, new_pool: Callable[[], AsyncConnectionPool[Any]]) -> None:
         self._new_pool = new_pool
         self._pool: AsyncConnectionPool[Any] | None = None
+        #: A connection broke and no request has succeeded since: the database is probably
+        #: down, so requests wait only briefly for a connection (then 503) instead of 30 s.
+        self._unreachable = False
 
     @property
     def pool(self) -> AsyncConnectionPool[Any]:
@@ -509,6 +521,26 @@ class PostgresCapture:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection[Any]]:
+        timeout = POOL_TIMEOUT_UNREACHABLE_SECONDS if self._unreachable else None
+        entered = False
+        try:
+            async with self.pool.connection(timeout=timeout) as conn:
+                entered = True
+                try:
+                    yield conn
+                except psycopg.OperationalError:
+                    if conn.broken:
+                        self._unreachable = True
+                    raise
+        except PoolTimeout:
+            if entered or not self._unreachable:
+                raise  # the pool is exhausted: 503 database_busy
+            # No connection because the database is down: 503 database_unavailable.
+            raise psycopg.OperationalError("the database is unreachable") from None
+        self._unreachable = False
 
     async def _snapshot(
         self,
@@ -621,7 +653,7 @@ class PostgresCapture:
     async def entry(
         self, principal: ParticipantPrincipal, raw: dict[str, Any], key: str | None
     ) -> JSONResponse:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             snapshot, protocols = await self._read(conn, principal, client_ids([raw]), key)
             decision = decide_entry(snapshot, protocols, raw, key)
             await self._write(conn, decision)
@@ -629,7 +661,7 @@ class PostgresCapture:
         return response
 
     async def sync(self, principal: ParticipantPrincipal, raws: list[Any]) -> JSONResponse:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             snapshot, protocols = await self._read(conn, principal, client_ids(raws), None)
             decision = decide_sync(snapshot, protocols, raws)
             await self._write(conn, decision)
@@ -815,7 +847,8 @@ def create_capture(settings: Settings, engine: Engine) -> Capture:
             kwargs={**kwargs, "autocommit": True},
             min_size=1,
             max_size=settings.database_pool_size,
-            timeout=30,  # as the engine's pool_timeout (app/core/db.py)
+            timeout=POOL_TIMEOUT_SECONDS,
+            reconnect_timeout=POOL_RECONNECT_SECONDS,
             open=False,
             name="mgdiary-capture",
         )
