@@ -9,7 +9,7 @@ PORT ?= 8000
 MGDIARY_TEST_DATABASE_URL ?=
 export MGDIARY_TEST_DATABASE_URL
 
-.PHONY: install run test check lint typecheck openapi openapi-check migrations-check audit-deps demo clean bench crash-drill pg-restart-drill chaos
+.PHONY: install run test check lint typecheck openapi openapi-check migrations-check audit-deps demo clean bench crash-drill pg-restart-drill chaos fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,14 @@ run: $(STAMP)
 ## The test suite (SQLite unless MGDIARY_TEST_DATABASE_URL names a PostgreSQL database).
 test: $(STAMP)
 	$(BIN)/pytest
+
+## Contract fuzzing for a release (checklist H47): the Schemathesis tests of `make test`
+## (tests/test_contract_fuzz.py) with many more examples, longer stateful runs and the coverage
+## phase. FUZZ_EXAMPLES=... to change the count; uses MGDIARY_TEST_DATABASE_URL like `make test`.
+FUZZ_EXAMPLES ?= 500
+fuzz: $(STAMP)
+	MGDIARY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) MGDIARY_FUZZ_STEPS=30 MGDIARY_FUZZ_COVERAGE=1 \
+		$(BIN)/pytest -p no:cacheprovider tests/test_contract_fuzz.py
 
 ## Lint, types, OpenAPI drift and migration drift.
 check: lint typecheck openapi-check migrations-check

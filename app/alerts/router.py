@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -23,6 +22,7 @@ from app.core.errors import Forbidden, NotFound, Unprocessable
 from app.core.pagination import Page, PageParams, page_params, paginate
 from app.core.responses import errors
 from app.core.routing import StrictRoute
+from app.core.schemas import IsoDate
 from app.participants.models import Participant
 from app.studies import service as studies_service
 
@@ -101,8 +101,8 @@ def study_alerts(
     acknowledged: Annotated[
         bool | None, Query(description="Only acknowledged (true) or unacknowledged (false).")
     ] = None,
-    from_: Annotated[date | None, Query(alias="from", description="First UTC day.")] = None,
-    to: Annotated[date | None, Query(description="Last UTC day (inclusive).")] = None,
+    from_: Annotated[IsoDate | None, Query(alias="from", description="First UTC day.")] = None,
+    to: Annotated[IsoDate | None, Query(description="Last UTC day (inclusive).")] = None,
 ) -> Page[AlertOut]:
     """The study's alerts (missed visits, safety signals ...) for the caller's sites, newest
     first. Alerts about a participant follow the participant's site; study-wide operational

@@ -25,6 +25,7 @@ from app.core.db import SessionDep
 from app.core.errors import Forbidden, Unprocessable
 from app.core.pagination import Page, PageParams, page_params, paginate
 from app.core.routing import StrictRoute
+from app.core.schemas import iso_only
 from app.participants.models import Participant
 
 portal_router = APIRouter(route_class=StrictRoute, tags=["audit"])
@@ -39,6 +40,7 @@ def _date_or_instant(value: Any) -> Any:
     Without this, pydantic's smart union reads a midnight instant such as
     ``2026-01-05T00:00:00+01:00`` as the date 2026-01-05 and drops its offset.
     """
+    iso_only(value)
     if isinstance(value, str):
         value = value.strip()
         if _DATE_ONLY.fullmatch(value):

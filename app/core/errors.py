@@ -15,6 +15,7 @@ import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -218,6 +219,17 @@ HTTP_CODES: dict[int, tuple[str, str]] = {
 }
 
 
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method some route serves at ``path``: FastAPI has one route per method, and
+    Starlette's 405 names only those of the first route that matched the path."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(app.routes):
+        regex = getattr(route, "path_regex", None)
+        if route.methods and regex is not None and regex.match(path):
+            methods |= route.methods
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(IntegrityError)
     # The capture paths that run on the drivers themselves (app/core/rawsql.py).
@@ -272,6 +284,10 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         if exc.status_code == 401:
             headers.setdefault("WWW-Authenticate", "Bearer")
+        if exc.status_code == 405:
+            methods = allowed_methods(request.app, request.scope["path"])
+            if methods:
+                headers["Allow"] = ", ".join(methods)
         return problem_response(
             status=exc.status_code,
             code=code,

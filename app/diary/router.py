@@ -18,6 +18,7 @@ from app.core.errors import NotFound, Unprocessable
 from app.core.pagination import Page, PageParams, page_params, paginate
 from app.core.responses import errors
 from app.core.routing import StrictRoute
+from app.core.schemas import IsoDate
 from app.diary import queries, reference, service
 from app.diary.capture import CaptureDep
 from app.diary.models import DiaryConflict
@@ -51,8 +52,8 @@ app_write_router = APIRouter(route_class=StrictRoute, tags=["diary"])
 portal_router = APIRouter(route_class=StrictRoute, tags=["diary"])
 Pagination = Annotated[PageParams, Depends(page_params)]
 KindFilter = Annotated[EntryKind | None, Query(description="Only entries of this kind.")]
-FromFilter = Annotated[date | None, Query(alias="from", description="First diary_date (incl.).")]
-ToFilter = Annotated[date | None, Query(description="Last diary_date (inclusive).")]
+FromFilter = Annotated[IsoDate | None, Query(alias="from", description="First diary_date (incl.).")]
+ToFilter = Annotated[IsoDate | None, Query(description="Last diary_date (inclusive).")]
 IDEMPOTENCY_TTL = timedelta(hours=24)
 
 

@@ -11,8 +11,6 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -21,7 +19,14 @@ from pydantic import (
     model_validator,
 )
 
-from app.core.schemas import Reason, RequestModel, ResponseModel, no_control_characters
+from app.core.schemas import (
+    IsoAwareDatetime,
+    IsoDate,
+    NoControl,
+    Reason,
+    RequestModel,
+    ResponseModel,
+)
 from app.core.time import IanaTimeZone
 from app.diary.vocabulary import SYMPTOMS
 from app.medications.formulary import ROUTES, UNITS
@@ -32,7 +37,6 @@ MAX_SYMPTOM_NOTE_LENGTH = 500
 MAX_STEP_INTERVALS = 1440
 
 
-NoControl = AfterValidator(no_control_characters)
 Text40 = Annotated[str, Strict(), Field(min_length=1, max_length=40), NoControl]
 Text120 = Annotated[str, Strict(), Field(min_length=1, max_length=120), NoControl]
 SymptomNote = Annotated[
@@ -71,7 +75,7 @@ class VitalsData(Payload):
     spo2_percent: Annotated[Number, Field(ge=50, le=100)] | None = None
     systolic_mmhg: Annotated[StrictInt, Field(ge=50, le=260)] | None = None
     diastolic_mmhg: Annotated[StrictInt, Field(ge=20, le=160)] | None = None
-    measured_at: AwareDatetime | None = None
+    measured_at: IsoAwareDatetime | None = None
     method: Text40 | None = None
 
     @model_validator(mode="after")
@@ -112,7 +116,7 @@ class VitalsData(Payload):
 class SymptomItem(Payload):
     code: Annotated[str, Strict(), Field(min_length=1, max_length=40)]
     severity: Annotated[StrictInt, Field(ge=1, le=3)]
-    onset_at: AwareDatetime | None = None
+    onset_at: IsoAwareDatetime | None = None
 
 
 class SymptomsData(Payload):
@@ -137,9 +141,14 @@ class SymptomsData(Payload):
 class MedicationDoseData(Payload):
     medication: Text120
     amount: Annotated[Number, Field(gt=0, le=1_000_000)]
-    unit: Annotated[str, Strict(), Field(min_length=1, max_length=20)]
-    route: Annotated[str, Strict(), Field(min_length=1, max_length=20)]
-    taken_at: AwareDatetime | None = None
+    # The vocabularies in the OpenAPI document too (checked with a clear message below).
+    unit: Annotated[
+        str, Strict(), Field(min_length=1, max_length=20, json_schema_extra={"enum": list(UNITS)})
+    ]
+    route: Annotated[
+        str, Strict(), Field(min_length=1, max_length=20, json_schema_extra={"enum": list(ROUTES)})
+    ]
+    taken_at: IsoAwareDatetime | None = None
     schedule: Literal["scheduled", "as_needed"] | None = None
 
     @model_validator(mode="after")
@@ -152,8 +161,8 @@ class MedicationDoseData(Payload):
 
 
 class StepInterval(Payload):
-    start: AwareDatetime
-    end: AwareDatetime
+    start: IsoAwareDatetime
+    end: IsoAwareDatetime
     count: Annotated[StrictInt, Field(ge=0, le=100_000)]
 
     @model_validator(mode="after")
@@ -164,7 +173,7 @@ class StepInterval(Payload):
 
 
 class StepsData(Payload):
-    date: date
+    date: IsoDate
     count: Annotated[StrictInt, Field(ge=0, le=200_000)]
     source: Annotated[
         str, Strict(), Field(min_length=1, max_length=60, pattern=r"^[A-Za-z0-9._:-]+$")
@@ -194,7 +203,7 @@ class EntryEnvelope(BaseModel):
 
     id: uuid.UUID = Field(description="Client-generated UUID; the entry's identity forever.")
     kind: EntryKind
-    recorded_at: AwareDatetime = Field(description="When recorded, with the device's offset.")
+    recorded_at: IsoAwareDatetime = Field(description="When recorded, with the device's offset.")
     time_zone: IanaTimeZone = Field(description="The device's IANA zone when recorded.")
     data: dict[str, Any]
 

@@ -35,14 +35,19 @@ Frequency = Literal[
     "as_needed",
     "other",
 ]
-Unit = Annotated[str, Strict(), Field(min_length=1, max_length=20)]
+Unit = Annotated[
+    str, Strict(), Field(min_length=1, max_length=20, json_schema_extra={"enum": list(UNITS)})
+]
+Route = Annotated[
+    str, Strict(), Field(min_length=1, max_length=20, json_schema_extra={"enum": list(ROUTES)})
+]
 
 
 class MedicationFields(RequestModel):
     medication: Text120 = Field(description="A formulary code or name, or free text.")
     dose: Annotated[Number, Field(gt=0, le=1_000_000)] = Field(description="Per administration.")
     unit: Unit
-    route: Unit
+    route: Route
     frequency: Frequency
     start_date: date
     stop_date: date | None = None

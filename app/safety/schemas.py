@@ -4,9 +4,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
-from app.core.schemas import Reason, RequestModel, ResponseModel, no_control_characters
+from app.core.schemas import NoControl, Reason, RequestModel, ResponseModel
 
 Category = Literal["crs", "icans", "mg_worsening", "mg_crisis"]
 Priority = Literal["routine", "high", "urgent"]
@@ -14,7 +14,7 @@ Status = Literal["open", "acknowledged", "dismissed", "converted"]
 Note = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
-    AfterValidator(no_control_characters),
+    NoControl,
 ]
 
 

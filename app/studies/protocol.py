@@ -7,7 +7,7 @@ with the reference's default, so each protocol can state its own.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -101,7 +101,15 @@ class InfusionCycle(Strict):
         return self.start_day + self.duration_days - 1
 
 
+def _tag_required(schema: dict[str, Any]) -> None:
+    """The dosing variants default their ``pattern`` tag, but the discriminated union needs it
+    in the request: say so in the JSON Schema (and the OpenAPI document)."""
+    schema["required"] = ["pattern", *(r for r in schema.get("required", []) if r != "pattern")]
+
+
 class ContinuousInfusionCycles(Strict):
+    model_config = ConfigDict(json_schema_extra=_tag_required)
+
     pattern: Literal["continuous_infusion_cycles"] = "continuous_infusion_cycles"
     product: str = Field(min_length=1, max_length=120)
     cycles: list[InfusionCycle] = Field(min_length=1, max_length=100)
@@ -122,6 +130,8 @@ class ContinuousInfusionCycles(Strict):
 
 
 class SingleInfusion(Strict):
+    model_config = ConfigDict(json_schema_extra=_tag_required)
+
     pattern: Literal["single_infusion"] = "single_infusion"
     product: str = Field(min_length=1, max_length=120)
     day: int = Field(default=0, ge=0, le=365)
@@ -132,6 +142,8 @@ class SingleInfusion(Strict):
 
 class RepeatedDoses(Strict):
     """``count`` doses every ``interval_days`` from ``first_day``, within ``period_end_day``."""
+
+    model_config = ConfigDict(json_schema_extra=_tag_required)
 
     pattern: Literal["repeated_doses"] = "repeated_doses"
     product: str = Field(min_length=1, max_length=120)

@@ -14,6 +14,7 @@ from app.core.errors import Unprocessable
 from app.core.pagination import Page, PageParams, page_params
 from app.core.responses import errors
 from app.core.routing import StrictRoute
+from app.core.schemas import IsoDate
 from app.participants import service as participants_service
 from app.participants.deps import CurrentParticipant, ValidParticipant
 from app.participants.models import Participant
@@ -197,8 +198,8 @@ def study_visits(
     study_id: uuid.UUID,
     page: Pagination,
     status: Annotated[VisitState | None, Query()] = None,
-    from_: Annotated[date | None, Query(alias="from")] = None,
-    to: Annotated[date | None, Query()] = None,
+    from_: Annotated[IsoDate | None, Query(alias="from")] = None,
+    to: Annotated[IsoDate | None, Query()] = None,
     site_id: Annotated[uuid.UUID | None, Query()] = None,
     due_within_days: Annotated[
         int | None,

@@ -4,9 +4,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
-from app.core.schemas import Reason, RequestModel, ResponseModel, no_control_characters
+from app.core.schemas import NoControl, Reason, RequestModel, ResponseModel
 
 EventType = Literal[
     "safety.signal.raised",
@@ -21,7 +21,7 @@ EventType = Literal[
 Description = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
-    AfterValidator(no_control_characters),
+    NoControl,
 ]
 Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
