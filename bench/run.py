@@ -139,6 +139,7 @@ class Server:
     app_ref: str
     env: dict[str, str]
     port: int = field(default_factory=free_port)
+    workers: int = 1
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -151,7 +152,7 @@ class Server:
                 self.app_ref,
                 "--factory",
                 "--workers",
-                "1",
+                str(self.workers),
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -911,6 +912,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="extra setting for the app server (repeatable), e.g. MGDIARY_DATABASE_POOL_SIZE=5",
     )
     p.add_argument(
+        "--app-workers",
+        type=int,
+        default=1,
+        help="uvicorn worker processes of the app (default 1; the baseline keeps 1)",
+    )
+    p.add_argument(
         "--app-factory",
         default="app.main:create_app",
         help="the app factory uvicorn serves (default app.main:create_app); another one "
@@ -1000,6 +1007,7 @@ def main(argv: list[str] | None = None) -> int:
             "scenarios": args.scenarios,
             "app_env": args.app_env,
             "app_factory": args.app_factory,
+            "app_workers": args.app_workers,
         },
         "machine": {},
         "scenarios": {},
@@ -1039,7 +1047,12 @@ def main(argv: list[str] | None = None) -> int:
             counters.append(app_counter)
             app = Target(
                 "app",
-                Server("app", args.app_factory, app_env(app_url, args.app_env)),
+                Server(
+                    "app",
+                    args.app_factory,
+                    app_env(app_url, args.app_env),
+                    workers=args.app_workers,
+                ),
                 app_counter,
                 "diary_entry",
                 "step_interval",
