@@ -160,10 +160,19 @@ def _relevant(s: sa.Select[Any]) -> Any:
 Q_RECENT = _query(_relevant)
 
 
-#: The latest MG-ADL recorded before ``before``.
-Q_PREVIOUS_MG_ADL = _query(
-    lambda s: (
-        _observations(s)
+_WHICH: sa.Label[Any] = sa.literal_column("'x'").label("which")
+
+
+def _mg_history(s: sa.Select[Any]) -> Any:
+    """One statement for an MG-ADL's history: the latest MG-ADL recorded before ``before``
+    (``which`` = previous) and the values dated in the baseline window (``which`` =
+    baseline; an empty window when there is no day 0)."""
+
+    def part(which: str) -> sa.Select[Any]:
+        return sa.select(*_OBS_COLUMNS, sa.literal_column(f"'{which}'").label("which"))
+
+    previous = (
+        _observations(part("previous"))
         .where(
             *_mine(("mg_adl",)), _ENTRY.recorded_at < sa.bindparam("before", type_=UTCDateTime())
         )
@@ -171,21 +180,20 @@ Q_PREVIOUS_MG_ADL = _query(
         .limit(sa.literal_column("1"))
         .offset(_ZERO)
     )
-)
-#: MG-ADL values dated in the baseline window.
-Q_BASELINE = _query(
-    lambda s: (
-        _observations(s)
+    baseline = (
+        _observations(part("baseline"))
         .where(
             *_mine(("mg_adl",)),
             _ENTRY.diary_date >= sa.bindparam("start_date", type_=sa.Date()),
             _ENTRY.diary_date <= sa.bindparam("end_date", type_=sa.Date()),
         )
-        .order_by(_ENTRY.diary_date, _ENTRY.recorded_at)
         .limit(_MAX_ROWS)
         .offset(_ZERO)
     )
-)
+    return sa.union_all(previous.subquery().select(), baseline.subquery().select())
+
+
+Q_MG_HISTORY = _query(_mg_history, [*_OBS_COLUMNS, _WHICH])
 Q_DOSES = _query(
     lambda s: (
         s.select_from(StudyDrugAdministration)
@@ -317,9 +325,9 @@ class SafetyFollowup:
 
     def finish(self, results: list[list[list[Any]]]) -> followups.Write:
         found = dict(zip(self.read_names, results, strict=True))
-        recent_rows, previous_rows, baseline_rows, dose_rows, signal_rows = (
-            found.get(name, []) for name in READS
-        )
+        recent_rows, history_rows, dose_rows, signal_rows = (found.get(name, []) for name in READS)
+        previous_rows = [row[:-1] for row in history_rows if row[-1] == "previous"]
+        baseline_rows = [row[:-1] for row in history_rows if row[-1] == "baseline"]
         recent = _stored(recent_rows)
         new = self.new
         if self.reevaluate_from is not None:
@@ -395,7 +403,7 @@ class SafetyFollowup:
 
 
 #: The reads of a follow-up, by name (``finish`` gets their rows in this order).
-READS = ("recent", "previous_mg_adl", "baseline", "doses", "signals")
+READS = ("recent", "mg_history", "doses", "signals")
 
 
 def _reads(
@@ -406,6 +414,7 @@ def _reads(
     *,
     first_mg_adl: datetime | None,
     recent: bool = True,
+    doses: bool = True,
 ) -> dict[str, followups.Read]:
     """Only the reads the new observations need: a lone MG-ADL reads no vitals, a vitals entry
     no MG-ADL history. Each read costs a statement (about a third of a millisecond of CPU)."""
@@ -426,17 +435,19 @@ def _reads(
             },
         )
     if first_mg_adl is not None:
-        out["previous_mg_adl"] = followups.Read(Q_PREVIOUS_MG_ADL, {**pid, "before": first_mg_adl})
-        if day0 is not None:
-            out["baseline"] = followups.Read(
-                Q_BASELINE,
-                {
-                    **pid,
-                    "start_date": day0 - timedelta(days=protocol.baseline.lookback_days),
-                    "end_date": day0,
-                },
-            )
-    out["doses"] = followups.Read(Q_DOSES, pid)
+        out["mg_history"] = followups.Read(
+            Q_MG_HISTORY,
+            {
+                **pid,
+                "before": first_mg_adl,
+                "start_date": (
+                    day0 - timedelta(days=protocol.baseline.lookback_days) if day0 else date.max
+                ),
+                "end_date": day0 or date.min,
+            },
+        )
+    if doses:
+        out["doses"] = followups.Read(Q_DOSES, pid)
     out["signals"] = followups.Read(
         Q_SIGNALS, {**pid, "since": start - timedelta(hours=s.signal_dedup_hours)}
     )
@@ -483,6 +494,13 @@ def hook(written: followups.Written) -> SafetyFollowup | None:
     # Stored vitals and symptoms matter to vitals and symptoms, and to an MG-ADL whose breathing
     # item is hypoxia evidence (a fever may be stored near it).
     recent = any(o.mg_adl is None or o.mg_adl.get("breathing", 0) >= 2 for o in new)
+    # Doses set the priority of the dose-aware rules (a fever, an ICANS-like symptom); the MG
+    # rules do not read them (their findings then carry no days_since_dose).
+    dose_aware = any(
+        (o.temperature_c is not None and o.temperature_c >= s.fever_threshold_c)
+        or any(SYMPTOMS[c].icans_like for c in o.codes() if c in SYMPTOMS)
+        for o in new
+    )
     reads = _reads(
         participant,
         protocol,
@@ -490,6 +508,7 @@ def hook(written: followups.Written) -> SafetyFollowup | None:
         max(o.at for o in new) + span,
         first_mg_adl=min(mg_adl, default=None),
         recent=recent,
+        doses=dose_aware,
     )
     return SafetyFollowup(
         participant=participant,

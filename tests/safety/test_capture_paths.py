@@ -170,3 +170,38 @@ def test_the_outbox_rows_commit_with_the_alert_on_the_production_path(
         ).all()
     assert sorted(r.event_type for r in rows) == ["safety.signal.escalated", "safety.signal.raised"]
     assert {r.alert_id for r in rows} == {a.id for a in found["alerts"]}
+
+
+def test_mg_adl_history_is_read_on_the_production_path(
+    client: TestClient, scratch_engine: Engine, participant: Participant
+) -> None:
+    """The MG rules' history read (previous MG-ADL, baseline window) on the driver paths: a
+    swallowing item newly 3 against the previous entry is an urgent finding."""
+    headers = bearer(participant_token(participant))
+    items = dict.fromkeys(
+        (
+            "talking",
+            "chewing",
+            "swallowing",
+            "breathing",
+            "brushing_teeth_or_combing_hair",
+            "arising_from_chair",
+            "double_vision",
+            "eyelid_droop",
+        ),
+        1,
+    )
+    for minutes, swallowing in ((90, 1), (30, 3)):
+        body = {
+            "id": str(uuid.uuid4()),
+            "kind": "mg_adl",
+            "recorded_at": (datetime.now(UTC) - timedelta(minutes=minutes)).isoformat(),
+            "time_zone": "Europe/Berlin",
+            "data": {**items, "swallowing": swallowing},
+        }
+        answer = client.post("/app/v1/diary/entries", json=body, headers=headers)
+        assert answer.status_code == 201, answer.text
+    found = _committed(scratch_engine, participant)
+    rules_fired = {f.rule_id for f in found["findings"]}
+    assert "mg.feeding_tube" in rules_fired
+    assert {s.priority for s in found["signals"] if s.category == "mg_worsening"} == {"urgent"}

@@ -325,3 +325,29 @@ def test_inbox_unread_counts_and_acknowledging(
     )
     assert answer.status_code == 200
     assert client.get(unread, headers=world["inv"]).json()["total"] == 0
+
+
+def test_mg_adl_history_baseline_and_previous_through_the_write_path(
+    client: TestClient, session: Session, world: dict[str, Any]
+) -> None:
+    """The MG rules read the stored history: the protocol's baseline (last MG-ADL on or before
+    day 0; instruments.md 1.7 worsening, a protocol delta) and the previous MG-ADL (1.8: a
+    swallowing item newly 3)."""
+    record_infusion(client, world)  # day 0 = 2026-11-20
+    base = {**MG_ADL_CALM}  # total 4
+    sync(client, world, entry("mg_adl", base, "2026-11-19T09:00"))
+    assert signals(session, world["pid"]) == []
+    worse = {**MG_ADL_CALM, "arising_from_chair": 2, "eyelid_droop": 2}  # total 6 = base + 2
+    sync(client, world, entry("mg_adl", worse, "2026-11-21T09:00"))
+    [signal] = signals(session, world["pid"])
+    assert (signal.category, signal.priority, signal.first_rule) == (
+        "mg_worsening",
+        "routine",
+        "mg.total_worsening@1",
+    )
+    tube = {**worse, "swallowing": 3}
+    sync(client, world, entry("mg_adl", tube, "2026-11-22T09:00"))
+    [signal] = signals(session, world["pid"])
+    assert signal.priority == "urgent"  # newly 3 against the previous entry: escalated
+    rules_seen = {e["rule"] for e in signal.evidence}
+    assert {"mg.total_worsening", "mg.feeding_tube"} <= rules_seen
