@@ -70,7 +70,8 @@ audit-deps: $(STAMP)
 	$(BIN)/pip-audit --progress-spinner off --skip-editable
 
 ## The benchmark (not part of the tests): the app against a minimal baseline on PostgreSQL
-## (127.0.0.1:5432, user postgres) and the SQLite default under load; see docs/performance.md.
+## (127.0.0.1:5432, user postgres) and the SQLite default under load, ending with the mixed
+## load (syncs, single entries, trend and list reads at once); see docs/performance.md.
 ## Extra options: make bench BENCH_ARGS="--quick" (one round), "--scenarios entry,sqlite", ...
 BENCH_STAMP := $(VENV)/.bench-installed
 BENCH_ARGS ?=

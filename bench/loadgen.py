@@ -12,6 +12,18 @@ Throughput is counted over the whole time, drain included.
 
 Read scenarios pass ``gets``: a list of ``[path, token]`` pairs, requested round-robin with
 ``GET`` (no body); each 2xx counts as one item, and the mean response size is reported.
+
+The mixed scenario of ``bench/run.py`` starts one load generator per request class (sync,
+entry, trend, list) with three optional keys:
+
+- ``"barrier": true``: print ``ready`` once the bodies are built, then wait for a line on
+  stdin before issuing anything, so that all classes start at the same moment;
+- ``"output": PATH``: write the JSON result to PATH instead of stdout;
+- ``"latencies": true``: the result also holds every latency (``latencies_ms``), so that the
+  classes' latencies can be merged into overall percentiles;
+- scenario ``mixed_sync``: ``/app/v1/diary/sync`` with batches of 5-50 mixed entries
+  (``bench/payloads.py``); ``items`` counts the ``created`` results and ``items_sent`` the
+  entries sent in requests answered 2xx (they must be equal).
 """
 
 from __future__ import annotations
@@ -33,6 +45,7 @@ PATHS = {
     "entry": "/app/v1/diary/entries",
     "fever": "/app/v1/diary/entries",
     "sync": "/app/v1/diary/sync",
+    "mixed_sync": "/app/v1/diary/sync",
     "steps": "/app/v1/diary/entries",
 }
 CREATED_MARKERS = (b'"status":"created"', b'"status": "created"')
@@ -122,8 +135,8 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         ]
         count = len(requests)
 
-        def make_request(index: int) -> bytes:
-            return requests[index]
+        def make_request(index: int) -> tuple[bytes, int]:
+            return requests[index], 1
     else:
         participants = [Participant(**p) for p in spec["participants"]]
         factory = BodyFactory(scenario, participants, seed=int(spec.get("seed", 1)))
@@ -138,19 +151,21 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         ]
         count = len(participants)
 
-        def make_request(index: int) -> bytes:
+        def make_request(index: int) -> tuple[bytes, int]:
             body = factory.make(index)
-            return heads[index] + str(len(body)).encode() + b"\r\n\r\n" + body
+            head = heads[index] + str(len(body)).encode() + b"\r\n\r\n"
+            return head + body, factory.last_items
 
     duration, timeout = float(spec["duration"]), float(spec.get("timeout", 60))
     connections = int(spec["connections"])
-    count_created = scenario == "sync"
+    count_created = scenario in ("sync", "mixed_sync")
 
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
     errors: Counter[str] = Counter()
     samples: list[str] = []
     created_items = 0
+    sent_items = 0
     response_bytes = 0
     next_participant = 0
 
@@ -159,13 +174,13 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         return protocol
 
     async def worker(conns: list[Connection], deadline: float) -> None:
-        nonlocal created_items, response_bytes, next_participant
+        nonlocal created_items, sent_items, response_bytes, next_participant
         conn = await connect()
         conns.append(conn)
         while time.perf_counter() < deadline:
             index = next_participant
             next_participant = (next_participant + 1) % count
-            data = make_request(index)
+            data, items = make_request(index)
             started = time.perf_counter()
             try:
                 status, payload, keep_alive = await conn.request(data, timeout)
@@ -179,6 +194,7 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
             statuses[status] += 1
             if 200 <= status < 300:
                 response_bytes += len(payload)
+                sent_items += items
                 if count_created:
                     created_items += sum(payload.count(m) for m in CREATED_MARKERS)
             elif len(samples) < 3:
@@ -189,6 +205,10 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
                 conns.append(conn)
 
     conns: list[Connection] = []
+    if spec.get("barrier"):
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+        await loop.run_in_executor(None, sys.stdin.readline)
     gc.collect()
     gc.disable()
     cpu_started = time.process_time()
@@ -205,7 +225,7 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         created_items = ok * (1 if gets else BodyFactory.ITEMS_PER_REQUEST[scenario])
     ordered = sorted(latencies)
     ms = 1000.0
-    return {
+    result: dict[str, Any] = {
         "scenario": scenario,
         "connections": connections,
         "duration": duration,
@@ -216,6 +236,7 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         "errors": dict(errors),
         "non_2xx_samples": samples,
         "items": created_items,
+        "items_sent": sent_items,
         "bytes_per_response": response_bytes / ok if ok else 0,
         "req_per_s": ok / elapsed,
         "items_per_s": created_items / elapsed,
@@ -228,12 +249,19 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         },
         "driver_cpu_s": cpu,
     }
+    if spec.get("latencies"):
+        result["latencies_ms"] = [round(v * ms, 3) for v in latencies]
+    return result
 
 
 def main(argv: list[str]) -> int:
     with open(argv[1], encoding="utf-8") as fh:
         spec = json.load(fh)
     result = uvloop.run(run(spec))
+    if spec.get("output"):
+        with open(spec["output"], "w", encoding="utf-8") as fh:
+            json.dump(result, fh)
+        return 0
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
     return 0

@@ -31,6 +31,12 @@ SYNC_ENTRIES = 500
 STEP_SAMPLES = 1440
 #: Templates per participant for single entries (they differ in kind, data and recorded_at).
 ENTRY_VARIANTS = 4
+#: ``mixed_sync`` (the mixed load's evening sync): batches of 5-50 entries (uniform; mean
+#: 27.5), each a slice of a per-zone pool of entries from the last day or two, half MG-ADL and
+#: half vitals, of which about 1 in 40 is a fever (a CRS finding: the safety step works on it).
+MIXED_SYNC_MIN, MIXED_SYNC_MAX = 5, 50
+MIXED_SYNC_POOL = 400
+MIXED_FEVER_SHARE = 0.025
 
 
 def _local_iso(instant: datetime, zone: ZoneInfo) -> str:
@@ -140,6 +146,9 @@ class BodyFactory:
         now = datetime.now(UTC)
         self.scenario = scenario
         self._count = 0
+        self._rng = rng
+        #: Entries in the body ``make`` returned last (1 but for the sync scenarios).
+        self.last_items = 1
         self.make: Callable[[int], bytes]
         if scenario == "entry":
             self._entry_tails = [
@@ -167,6 +176,19 @@ class BodyFactory:
             }
             self._sync_tails = [by_zone[p.time_zone] for p in participants]
             self.make = self._sync
+            self.last_items = SYNC_ENTRIES
+        elif scenario == "mixed_sync":
+            pools = {
+                zone: [
+                    fever_tail(rng, zone, now)
+                    if rng.random() < MIXED_FEVER_SHARE
+                    else random_entry_tail(rng, zone, now, max_age_s=2 * 86_400)
+                    for _ in range(MIXED_SYNC_POOL)
+                ]
+                for zone in {p.time_zone for p in participants}
+            }
+            self._sync_tails = [pools[p.time_zone] for p in participants]
+            self.make = self._mixed_sync
         elif scenario == "steps":
             by_zone_steps = {
                 zone: steps_tail(rng, zone, now) for zone in {p.time_zone for p in participants}
@@ -185,8 +207,17 @@ class BodyFactory:
         parts = [b'{"id":"' + _new_id() + tail for tail in self._sync_tails[index]]
         return b'{"entries":[' + b",".join(parts) + b"]}"
 
+    def _mixed_sync(self, index: int) -> bytes:
+        pool = self._sync_tails[index]
+        size = self._rng.randint(MIXED_SYNC_MIN, MIXED_SYNC_MAX)
+        start = self._rng.randrange(len(pool) - size)
+        self.last_items = size
+        parts = [b'{"id":"' + _new_id() + tail for tail in pool[start : start + size]]
+        return b'{"entries":[' + b",".join(parts) + b"]}"
+
     def _steps(self, index: int) -> bytes:
         return b'{"id":"' + _new_id() + self._steps_tails[index]
 
-    #: Rows each 2xx response stands for: entries for ``entry``/``sync``, samples for ``steps``.
+    #: Rows each 2xx response stands for: entries for ``entry``/``sync``, samples for ``steps``
+    #: (``mixed_sync`` varies: the load generator counts the ``created`` results instead).
     ITEMS_PER_REQUEST = {"entry": 1, "fever": 1, "sync": SYNC_ENTRIES, "steps": STEP_SAMPLES}

@@ -19,6 +19,10 @@ follow a plausible course: a baseline of 6-12, then for most participants an imp
 Each scenario's baseline (``bench/baselines/read_app.py``) serves the same paths from the same
 rows with one SQL statement each. Before the rounds, ``same_answer`` checks that the app and
 the baseline agree on what both return (series, latest values and changes, counts).
+
+The mixed scenario reuses these data (``mixed_gets``): its investigators read the trends of the
+trend participant and of the first ``MIXED_TREND_PARTICIPANTS`` cohort participants (by subject
+code), round-robin, and the cohort's first participant page.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ SCREENING_DAYS = 28
 STAGGER_DAYS = 60
 PAGE_LIMIT = 50
 STAFF_SUBJECT = "bench-investigator"
+MIXED_TREND_PARTICIPANTS = 50
 
 
 @dataclass
@@ -375,6 +380,27 @@ def seed_reads(
             "total": copied - started,
         },
     )
+
+
+def mixed_gets(
+    fixtures: ReadFixtures, pg_dsn: str, *, trend_participants: int = MIXED_TREND_PARTICIPANTS
+) -> dict[str, list[list[str]]]:
+    """The mixed scenario's GETs: ``{"trend": [[path, token], ...], "list": [...]}``."""
+    with psycopg.connect(pg_dsn) as conn:
+        ids = [
+            str(row[0])
+            for row in conn.execute(
+                "SELECT id FROM participant WHERE study_id = %s ORDER BY subject_code LIMIT %s",
+                (uuid.UUID(fixtures.cohort_study_id), trend_participants),
+            )
+        ]
+    trend = [fixtures.trend_participant_id, *ids]
+    return {
+        "trend": [
+            [f"/portal/v1/participants/{pid}/trends/mg_adl", fixtures.token] for pid in trend
+        ],
+        "list": fixtures.gets("list"),
+    }
 
 
 # --- same answer ----------------------------------------------------------------------------

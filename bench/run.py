@@ -8,10 +8,36 @@ per-round ratios; checks after every run that the rows stored equal the 2xx resp
 no request failed. Exit status: 0 when every check passed, 1 when a correctness check failed,
 3 when the single-entry ratio is below the regression floor, 2 on a usage or setup error.
 
+The ``mixed`` scenario (issue 8, part of the default set, run after the reads) is the evening
+sync peak: four request classes at the same time, each from its own load generator process
+(started together through a barrier, joined at the end), over ``--mixed-connections``
+(default ``--connections``) split by ``--mixed-mix`` (default 14 / 8 / 5 / 5 of 32):
+
+- ``sync``: participants' ``POST /app/v1/diary/sync`` of 5-50 entries (MG-ADL and vitals of the
+  last two days, about 1 in 40 a fever that the safety rules act on);
+- ``entry``: single-entry ``POST /app/v1/diary/entries`` (the two write classes go round-robin
+  over disjoint shares of the ``--participants``, in proportion to their connections);
+- ``trend``: an investigator's ``GET /portal/v1/participants/{id}/trends/mg_adl``, round-robin
+  over the trend participant and 50 cohort participants;
+- ``list``: ``GET /portal/v1/studies/{id}/participants`` (the cohort's first page of 50).
+
+Its baseline is the write baseline for the writes plus the read baseline for the reads, both
+under load in the same run; rounds interleave with the app's as elsewhere, each run
+``--mixed-duration`` (default ``--duration``) seconds. Reported per class and overall, for the
+app beside its baseline: req/s, rows/s, p50/p95/p99, errors and 5xx (any is a failed check),
+each server's peak RSS during the run (VmHWM after a reset, cross-checked by sampling VmRSS)
+and PostgreSQL's CPU. Rows stored must equal the entries created in 2xx responses. It writes
+as the ``--participants`` participants and reads the read scenarios' data (``--cohort``,
+``--cohort-days``, ``--trend-days``), seeded once for both; run alone, smaller values set up
+faster (``--cohort 200 --cohort-days 120 --trend-days 180``: seconds instead of about a minute).
+``--profile`` does not profile it.
+
     .venv/bin/python -m bench.run                 # everything (what `make bench` runs)
     .venv/bin/python -m bench.run --quick         # one round: a smoke run
     .venv/bin/python -m bench.run --scenarios entry,sqlite --rounds 3 --duration 5
     .venv/bin/python -m bench.run --profile       # also one py-spy profile of the app per scenario
+    .venv/bin/python -m bench.run --scenarios mixed --rounds 1 --duration 8 \
+        --cohort 200 --cohort-days 120 --trend-days 180   # the mixed load alone, small data
 
 See docs/performance.md for the figures and what they mean.
 """
@@ -31,6 +57,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -51,7 +78,12 @@ PG_SCENARIOS = ("entry", "sync", "steps")
 BATCH_SCENARIOS = ("sync", "steps")
 #: Portal reads (issue 4, bench/reads.py), against bench/baselines/read_app.py.
 READ_SCENARIOS = ("trend", "list", "outcomes")
-ALL_SCENARIOS = (*PG_SCENARIOS, "sqlite", *READ_SCENARIOS)
+#: The mixed load (issue 8): its request classes, run at the same time, and their loads.
+MIXED_CLASSES = ("sync", "entry", "trend", "list")
+MIXED_WRITE_CLASSES = ("sync", "entry")
+MIXED_LOADS = {"sync": "mixed_sync", "entry": "entry", "trend": "trend", "list": "list"}
+MIXED_DEFAULT_MIX = "sync=45,entry=25,trend=15,list=15"
+ALL_SCENARIOS = (*PG_SCENARIOS, "sqlite", *READ_SCENARIOS, "mixed")
 
 #: Targets from the issue. Ratios are app / baseline; higher is better.
 ENTRY_TARGET, ENTRY_REGRESSION = 0.30, 0.15
@@ -71,6 +103,8 @@ SCENARIO_TITLES = {
     "trend": "GET /portal/v1/participants/{id}/trends/mg_adl (2 years of daily entries)",
     "list": "GET /portal/v1/studies/{id}/participants (page of 50; 1,000 x 1 year)",
     "outcomes": "GET /portal/v1/studies/{id}/outcomes (1,000 participants x 1 year)",
+    "mixed": "mixed load (evening sync peak): syncs of 5-50 entries and single entries while "
+    "investigators read trends and the participant list",
 }
 #: What a "row" is per scenario (rows/s = items/s).
 ITEM_NAMES = {
@@ -79,6 +113,7 @@ ITEM_NAMES = {
     "steps": "samples",
     "sqlite": "entries",
     **dict.fromkeys(READ_SCENARIOS, "responses"),
+    "mixed": "entries",
 }
 
 
@@ -335,6 +370,10 @@ class Options:
     read_connections: int = 1
     #: Per read scenario: the ``[path, token]`` pairs the load generator requests.
     reads: dict[str, list[list[str]]] = field(default_factory=dict)
+    #: The mixed scenario: seconds per run, connections per class, the read classes' GETs.
+    mixed_duration: float = 0.0
+    mixed_connections: dict[str, int] = field(default_factory=dict)
+    mixed_gets: dict[str, list[list[str]]] = field(default_factory=dict)
 
 
 def drive(
@@ -575,6 +614,486 @@ def drive_and_print(
         failures.append(f"sqlite/{label}: {p}")
         print(f"    CHECK FAILED: {p}", flush=True)
     return result
+
+
+# --- mixed load ---------------------------------------------------------------------------
+
+
+def parse_mix(text: str) -> dict[str, int]:
+    """``sync=45,entry=25,trend=15,list=15`` -> weights per class (all four, positive)."""
+    weights: dict[str, int] = {}
+    for part in text.split(","):
+        name, sep, value = part.strip().partition("=")
+        if not sep or name not in MIXED_CLASSES or not value.isdigit() or int(value) < 1:
+            raise ValueError(f"bad class weight {part.strip()!r}")
+        weights[name] = int(value)
+    if set(weights) != set(MIXED_CLASSES):
+        raise ValueError(f"give a weight for each of {', '.join(MIXED_CLASSES)}")
+    return weights
+
+
+def split_connections(total: int, weights: dict[str, int]) -> dict[str, int]:
+    """``total`` connections in proportion to ``weights`` (largest remainder, each >= 1)."""
+    whole = sum(weights.values())
+    shares = {name: total * w / whole for name, w in weights.items()}
+    out = {name: max(1, int(share)) for name, share in shares.items()}
+    by_remainder = sorted(shares, key=lambda n: shares[n] - int(shares[n]), reverse=True)
+    for name in by_remainder:
+        if sum(out.values()) >= total:
+            break
+        out[name] += 1
+    while sum(out.values()) > total:  # the minimum of 1 took some from the largest
+        out[max(out, key=out.__getitem__)] -= 1
+    return out
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (uvicorn with ``--workers N`` > 1 serves from children)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        todo.extend(children.get(current, []))
+    return out
+
+
+def _status_kib(pid: int, key: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key):
+                return int(line.split()[1])
+    except (OSError, IndexError, ValueError):
+        pass
+    return 0
+
+
+class MemoryWatch:
+    """Peak resident memory of each server (its process tree) during one run.
+
+    Before the run each process's high-water mark is reset (``5`` to ``/proc/PID/clear_refs``);
+    after it, ``VmHWM`` is that run's peak. A thread also samples ``VmRSS`` every 0.1 s: a
+    cross-check, and the figure used when the kernel refuses the reset.
+    """
+
+    def __init__(self, servers: list[Server]) -> None:
+        self.trees = {s.name: _process_tree(s.pid) for s in servers}
+        self.sampled = dict.fromkeys(self.trees, 0)
+        self.start_kib = dict.fromkeys(self.trees, 0)
+        self.reset = True
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _rss(self, name: str) -> int:
+        return sum(_status_kib(pid, "VmRSS:") for pid in self.trees[name])
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.1):
+            for name in self.trees:
+                self.sampled[name] = max(self.sampled[name], self._rss(name))
+
+    def start(self) -> None:
+        for name, pids in self.trees.items():
+            for pid in pids:
+                try:
+                    Path(f"/proc/{pid}/clear_refs").write_text("5")
+                except OSError:
+                    self.reset = False
+            self.start_kib[name] = self.sampled[name] = self._rss(name)
+        self._thread.start()
+
+    def stop(self) -> dict[str, dict[str, Any]]:
+        self._stop.set()
+        self._thread.join()
+        out = {}
+        for name, pids in self.trees.items():
+            end = self._rss(name)
+            sampled = max(self.sampled[name], end)
+            hwm = sum(_status_kib(pid, "VmHWM:") for pid in pids)
+            peak = hwm if self.reset and hwm else sampled
+            out[name] = {
+                "processes": len(pids),
+                "rss_start_mib": round(self.start_kib[name] / 1024, 1),
+                "rss_end_mib": round(end / 1024, 1),
+                "peak_rss_mib": round(peak / 1024, 1),
+                "peak_rss_sampled_mib": round(sampled / 1024, 1),
+                "peak_source": "VmHWM" if self.reset and hwm else "VmRSS sampled",
+            }
+        return out
+
+
+@dataclass
+class MixedTarget:
+    """Where the mixed load's classes go: the app for all four, or the write baseline for the
+    writes and the read baseline for the reads."""
+
+    kind: str  # "app" or "baseline"
+    ports: dict[str, int]
+    servers: list[Server]
+    counter: RowCounter
+    entry_table: str
+
+
+def _class_figures(r: dict[str, Any], write: bool) -> dict[str, Any]:
+    failed = r["requests"] - r["ok"]
+    status_5xx = sum(n for s, n in r["statuses"].items() if int(s) >= 500)
+    return {
+        **r,
+        "failed": failed,
+        "status_5xx": status_5xx,
+        "error_rate": failed / r["requests"] if r["requests"] else 0.0,
+        "rows_per_s": r["items_per_s"] if write else 0.0,
+    }
+
+
+def mixed_writers(
+    participants: list[dict[str, Any]], connections: dict[str, int]
+) -> dict[str, list[dict[str, Any]]]:
+    """The write classes' participants: disjoint sets in proportion to their connections (a
+    phone syncs a batch or sends one entry, not both at once; and two classes going round-robin
+    over the same participants at similar rates would keep meeting on one participant's lock)."""
+    sync, entry = connections["sync"], connections["entry"]
+    k = round(len(participants) * sync / (sync + entry))
+    k = min(max(k, 1), len(participants) - 1)
+    return {"sync": participants[:k], "entry": participants[k:]}
+
+
+def drive_mixed(
+    target: MixedTarget, opts: Options, *, duration: float, seed: int
+) -> dict[str, Any]:
+    """One mixed run: a load generator per class, started together (a barrier), joined; then
+    the checks. Figures per class and overall, CPU and each server's peak RSS."""
+    from bench.loadgen import percentile
+
+    writers = mixed_writers(opts.participants, opts.mixed_connections)
+    entries_before = target.counter.count(target.entry_table)
+    target.counter.checkpoint()
+    paths: list[str] = []
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    outputs: dict[str, str] = {}
+    try:
+        for n, name in enumerate(MIXED_CLASSES):
+            spec: dict[str, Any] = {
+                "scenario": MIXED_LOADS[name],
+                "host": "127.0.0.1",
+                "port": target.ports[name],
+                "duration": duration,
+                "connections": opts.mixed_connections[name],
+                "timeout": opts.timeout,
+                "seed": seed * 10 + n,
+                "participants": writers.get(name, []),
+                "barrier": True,
+                "latencies": True,
+            }
+            if name not in MIXED_WRITE_CLASSES:
+                spec["gets"] = opts.mixed_gets[name]
+            with tempfile.NamedTemporaryFile(
+                "w", suffix=f"-{name}.json", dir=OUT_DIR, delete=False
+            ) as fh:
+                outputs[name] = fh.name.replace(".json", ".out.json")
+                spec["output"] = outputs[name]
+                json.dump(spec, fh)
+                paths.append(fh.name)
+            procs[name] = _spawn(
+                [sys.executable, "-m", "bench.loadgen", fh.name],
+                cwd=ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
+        for name, proc in procs.items():
+            assert proc.stdout is not None
+            if proc.stdout.readline().strip() != b"ready":
+                proc.wait(10)
+                raise SetupError(f"the {name} load generator failed (exit {proc.returncode})")
+        memory = MemoryWatch(target.servers)
+        memory.start()
+        before = CpuSnapshot.take(target.servers[0].pid)
+        servers_before = {s.name: _proc_times(s.pid) for s in target.servers}
+        for proc in procs.values():
+            assert proc.stdin is not None
+            proc.stdin.write(b"go\n")
+            proc.stdin.flush()
+        deadline = time.monotonic() + duration + opts.timeout + 60
+        for name, proc in procs.items():
+            try:
+                proc.wait(max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired as exc:
+                raise SetupError(f"the {name} load generator did not finish in time") from exc
+            if proc.returncode != 0:
+                raise SetupError(f"the {name} load generator failed (exit {proc.returncode})")
+        after = CpuSnapshot.take(target.servers[0].pid)
+        servers_after = {s.name: _proc_times(s.pid) for s in target.servers}
+        mem = memory.stop()
+        raw = {name: json.loads(Path(outputs[name]).read_text()) for name in MIXED_CLASSES}
+    finally:
+        for proc in procs.values():
+            _stop_process(proc)
+            _forget(proc)
+        for path in [*paths, *outputs.values()]:
+            Path(path).unlink(missing_ok=True)
+
+    latencies: list[float] = []
+    classes = {}
+    for name in MIXED_CLASSES:
+        latencies.extend(raw[name].pop("latencies_ms"))
+        classes[name] = _class_figures(raw[name], name in MIXED_WRITE_CLASSES)
+    latencies.sort()
+    elapsed = max(c["elapsed"] for c in classes.values())
+    cpu = after.since(before)
+    wall = after.wall - before.wall
+    cpu["server_cpu_pct"] = sum(
+        100 * (sum(servers_after[n]) - sum(servers_before[n])) / wall for n in servers_after
+    )
+    cpu["server_sys_cpu_pct"] = sum(
+        100 * (servers_after[n][1] - servers_before[n][1]) / wall for n in servers_after
+    )
+    requests = sum(c["requests"] for c in classes.values())
+    failed = sum(c["failed"] for c in classes.values())
+    overall = {
+        "connections": sum(opts.mixed_connections.values()),
+        "elapsed": elapsed,
+        "requests": requests,
+        "ok": sum(c["ok"] for c in classes.values()),
+        "failed": failed,
+        "status_5xx": sum(c["status_5xx"] for c in classes.values()),
+        "error_rate": failed / requests if requests else 0.0,
+        "req_per_s": sum(c["req_per_s"] for c in classes.values()),
+        "rows_per_s": sum(c["rows_per_s"] for c in classes.values()),
+        "latency_ms": {
+            "p50": percentile(latencies, 50) or 0.0,
+            "p95": percentile(latencies, 95) or 0.0,
+            "p99": percentile(latencies, 99) or 0.0,
+            "max": latencies[-1] if latencies else 0.0,
+        },
+        "driver_cpu_pct": 100 * sum(c["driver_cpu_s"] for c in classes.values()) / elapsed,
+        **cpu,
+        "peak_rss_mib": round(sum(m["peak_rss_mib"] for m in mem.values()), 1),
+    }
+
+    problems = []
+    for server in target.servers:
+        if not server.alive():
+            problems.append(f"the {server.name} server died:\n{server.log_tail()}")
+    for name, c in classes.items():
+        if c["failed"]:
+            problems.append(
+                f"{name}: {c['failed']} requests failed ({c['status_5xx']} 5xx): statuses "
+                f"{c['statuses']}, errors {c['errors']}"
+                + "".join(f"\n    {s}" for s in c["non_2xx_samples"])
+            )
+        if c["ok"] == 0:
+            problems.append(f"{name}: no request succeeded")
+    sync, entry = classes["sync"], classes["entry"]
+    if sync["items"] != sync["items_sent"]:
+        problems.append(
+            f"sync: {sync['items']} entries created in 2xx responses carrying "
+            f"{sync['items_sent']} entries"
+        )
+    if entry["items"] != entry["ok"]:
+        problems.append(f"entry: {entry['items']} entries created in {entry['ok']} 2xx responses")
+    entries = target.counter.count(target.entry_table) - entries_before
+    if entries != sync["items"] + entry["items"]:
+        problems.append(
+            f"stored {entries} entries for {sync['items']} (sync) + {entry['items']} (entry) "
+            "created in 2xx responses"
+        )
+    return {
+        "classes": classes,
+        "overall": overall,
+        "memory": mem,
+        "rows_stored": {"entries": entries},
+        "check": "ok" if not problems else "FAILED",
+        "problems": problems,
+    }
+
+
+def _fmt_mixed_run(kind: str, label: str, r: dict[str, Any]) -> str:
+    lines = []
+    rows = [(name, r["classes"][name]) for name in MIXED_CLASSES] + [("all", r["overall"])]
+    for n, (name, c) in enumerate(rows):
+        lat = c["latency_ms"]
+        head = f"  {label:<10} {kind:<8}" if n == 0 else " " * 21
+        rows_s = "-" if name in ("trend", "list") else f"{c['rows_per_s']:.0f}"
+        lines.append(
+            f"{head} {name:<5} {c['req_per_s']:8.1f} req/s {rows_s:>8} rows/s "
+            f"p50 {lat['p50']:7.1f} p95 {lat['p95']:7.1f} p99 {lat['p99']:7.1f} ms  "
+            f"ok {c['ok']:6d} err {c['failed']:d} 5xx {c['status_5xx']:d}"
+        )
+    o = r["overall"]
+    memory = ", ".join(f"{name} {m['peak_rss_mib']:.0f}" for name, m in r["memory"].items())
+    lines.append(
+        f"{' ' * 27}peak RSS {memory} MiB  cpu srv {o['server_cpu_pct']:3.0f}% "
+        f"(sys {o['server_sys_cpu_pct']:2.0f}%) pg {o['postgres_cpu_pct']:3.0f}% "
+        f"drv {o['driver_cpu_pct']:3.0f}%  stored {r['rows_stored']['entries']}  "
+        f"check {r['check']}"
+    )
+    return "\n".join(lines)
+
+
+def _mixed_medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    def figures(items: list[dict[str, Any]]) -> dict[str, Any]:
+        def med(key: str) -> float:
+            return float(statistics.median(c[key] for c in items))
+
+        def med_lat(key: str) -> float:
+            return float(statistics.median(c["latency_ms"][key] for c in items))
+
+        requests = sum(c["requests"] for c in items)
+        failed = sum(c["failed"] for c in items)
+        return {
+            "connections": items[0].get("connections"),
+            "req_per_s": med("req_per_s"),
+            "rows_per_s": med("rows_per_s"),
+            "p50_ms": med_lat("p50"),
+            "p95_ms": med_lat("p95"),
+            "p99_ms": med_lat("p99"),
+            "max_ms": max(c["latency_ms"]["max"] for c in items),
+            "requests": requests,
+            "requests_failed": failed,
+            "status_5xx": sum(c["status_5xx"] for c in items),
+            "error_rate": failed / requests if requests else 0.0,
+        }
+
+    overall = figures([r["overall"] for r in runs])
+    for key in ("server_cpu_pct", "server_sys_cpu_pct", "postgres_cpu_pct", "driver_cpu_pct"):
+        overall[key] = float(statistics.median(r["overall"][key] for r in runs))
+    names = list(runs[0]["memory"])
+    return {
+        "classes": {n: figures([r["classes"][n] for r in runs]) for n in MIXED_CLASSES},
+        "overall": overall,
+        "memory": {
+            "peak_rss_mib": max(r["overall"]["peak_rss_mib"] for r in runs),
+            "servers": {
+                name: {
+                    "peak_rss_mib": max(r["memory"][name]["peak_rss_mib"] for r in runs),
+                    "rss_start_mib": runs[0]["memory"][name]["rss_start_mib"],
+                    "rss_end_mib": runs[-1]["memory"][name]["rss_end_mib"],
+                    "peak_source": runs[-1]["memory"][name]["peak_source"],
+                }
+                for name in names
+            },
+        },
+    }
+
+
+def run_mixed_scenario(
+    app: MixedTarget, baseline: MixedTarget, opts: Options, failures: list[str]
+) -> dict[str, Any]:
+    conns = ", ".join(f"{n} {opts.mixed_connections[n]}" for n in MIXED_CLASSES)
+    print(
+        f"\n== {SCENARIO_TITLES['mixed']}: app vs baseline, {opts.mixed_duration:g} s per run, "
+        f"connections {conns}",
+        flush=True,
+    )
+    runs: dict[str, list[dict[str, Any]]] = {"app": [], "baseline": []}
+
+    def one(target: MixedTarget, label: str, duration: float, seed: int, keep: bool) -> None:
+        result = drive_mixed(target, opts, duration=duration, seed=seed)
+        print(_fmt_mixed_run(target.kind, label, result), flush=True)
+        for p in result["problems"]:
+            failures.append(f"mixed/{target.kind}/{label}: {p}")
+            print(f"    CHECK FAILED: {p}", flush=True)
+        if keep:
+            runs[target.kind].append(result)
+
+    if opts.warmup > 0:
+        for target in (baseline, app):
+            one(target, "warm-up", opts.warmup, seed=0, keep=False)
+    for rnd in range(opts.rounds):
+        for target in (baseline, app) if rnd % 2 == 0 else (app, baseline):
+            one(target, f"round {rnd + 1}", opts.mixed_duration, seed=rnd + 1, keep=True)
+
+    def ratio(a: float, b: float) -> float:
+        return a / b if b else 0.0
+
+    rows = []
+    for rnd, (a, b) in enumerate(zip(runs["app"], runs["baseline"], strict=True)):
+        rows.append(
+            {
+                "round": rnd + 1,
+                "req_per_s_ratio": ratio(a["overall"]["req_per_s"], b["overall"]["req_per_s"]),
+                "rows_per_s_ratio": ratio(a["overall"]["rows_per_s"], b["overall"]["rows_per_s"]),
+                **{
+                    f"{n}_ratio": ratio(
+                        a["classes"][n]["items_per_s"], b["classes"][n]["items_per_s"]
+                    )
+                    for n in MIXED_CLASSES
+                },
+            }
+        )
+    return {
+        "scenario": "mixed",
+        "duration": opts.mixed_duration,
+        "connections": opts.mixed_connections,
+        "rounds": rows,
+        "median_ratio": {
+            key: statistics.median(r[key] for r in rows)
+            for key in ("req_per_s_ratio", "rows_per_s_ratio")
+            + tuple(f"{n}_ratio" for n in MIXED_CLASSES)
+        },
+        "app": _mixed_medians(runs["app"]),
+        "baseline": _mixed_medians(runs["baseline"]),
+        "runs": runs,
+    }
+
+
+def mixed_summary(s: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The summary's lines and verdicts for the mixed scenario."""
+    conns = ", ".join(f"{n} {s['connections'][n]}" for n in MIXED_CLASSES)
+    lines = [f"- {SCENARIO_TITLES['mixed']}; {s['duration']:g} s per run; connections {conns}:"]
+    lines.append(
+        "    class target     req/s   rows/s     p50     p95     p99 ms  requests  errors  "
+        "5xx  ratio"
+    )
+    for name in (*MIXED_CLASSES, "overall"):
+        key = "req_per_s_ratio" if name == "overall" else f"{name}_ratio"
+        for kind in ("app", "baseline"):
+            m = s[kind]["overall"] if name == "overall" else s[kind]["classes"][name]
+            tail = f"  {s['median_ratio'][key]:.3f}" if kind == "app" else ""
+            rows_s = "-" if name in ("trend", "list") else f"{m['rows_per_s']:.0f}"
+            lines.append(
+                f"    {name if kind == 'app' else '':<7} {kind:<8} {m['req_per_s']:7.1f} "
+                f"{rows_s:>8} {m['p50_ms']:7.1f} {m['p95_ms']:7.1f} "
+                f"{m['p99_ms']:7.1f}    {m['requests']:7d} {m['requests_failed']:7d} "
+                f"{m['status_5xx']:4d}{tail}"
+            )
+    a, b = s["app"], s["baseline"]
+    for kind, m in (("app", a), ("baseline", b)):
+        servers = m["memory"]["servers"]
+        parts = " + ".join(
+            f"{name} {v['peak_rss_mib']:.0f} (start {v['rss_start_mib']:.0f})"
+            for name, v in servers.items()
+        )
+        o = m["overall"]
+        lines.append(
+            f"    {kind:<8} peak RSS {m['memory']['peak_rss_mib']:.0f} MiB ({parts}); "
+            f"cpu srv {o['server_cpu_pct']:.0f}% pg {o['postgres_cpu_pct']:.0f}% "
+            f"drv {o['driver_cpu_pct']:.0f}%"
+        )
+    per_round = ", ".join(f"{r['req_per_s_ratio']:.3f}" for r in s["rounds"])
+    lines.append(
+        f"    ratio = app / baseline (median of rounds; per class rows/s or responses/s); "
+        f"overall req/s by round: {per_round}"
+    )
+    o = a["overall"]
+    ok = o["status_5xx"] == 0 and o["requests_failed"] == 0 and o["requests"] > 0
+    verdicts = [
+        f"mixed: app {o['status_5xx']} 5xx, error rate {100 * o['error_rate']:.3f} % of "
+        f"{o['requests']} requests (baseline {b['overall']['status_5xx']} 5xx, "
+        f"{100 * b['overall']['error_rate']:.3f} %) vs 0 5xx and 0 errors: "
+        + ("meets target" if ok else "FAILED"),
+        f"mixed: app peak RSS {a['memory']['peak_rss_mib']:.0f} MiB vs baseline "
+        f"{b['memory']['peak_rss_mib']:.0f} MiB (write + read servers); overall p99 "
+        f"{o['p99_ms']:.0f} ms vs baseline {b['overall']['p99_ms']:.0f} ms",
+    ]
+    return lines, verdicts
 
 
 # --- profiling ----------------------------------------------------------------------------
@@ -823,6 +1342,11 @@ def print_summary(results: dict[str, Any]) -> tuple[list[str], bool]:
                 if s["median_ratio"]
                 else "outcomes: no successful request"
             )
+    s = results["scenarios"].get("mixed")
+    if s is not None:
+        mixed_lines, mixed_verdicts = mixed_summary(s)
+        lines += mixed_lines
+        verdicts += mixed_verdicts
     s = results["scenarios"].get("sqlite")
     if s is not None:
         a = s["app"]
@@ -884,13 +1408,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--cohort",
         type=int,
         default=1000,
-        help="participants of the list/outcomes study (default 1000)",
+        help="participants of the list/outcomes study, also read by mixed (default 1000)",
     )
     p.add_argument(
         "--cohort-days", type=int, default=365, help="days of diary per cohort participant"
     )
     p.add_argument(
         "--trend-days", type=int, default=730, help="days of diary of the trend participant"
+    )
+    p.add_argument(
+        "--mixed-duration",
+        type=float,
+        help="seconds per run of the mixed scenario (default: --duration)",
+    )
+    p.add_argument(
+        "--mixed-connections",
+        type=int,
+        help="connections of the mixed scenario, all classes together (default: --connections)",
+    )
+    p.add_argument(
+        "--mixed-mix",
+        default=MIXED_DEFAULT_MIX,
+        help="the mixed scenario's connections per class, as weights "
+        f"(default {MIXED_DEFAULT_MIX}: 70 %% writes)",
     )
     p.add_argument("--timeout", type=float, default=60.0, help="per-request timeout in seconds")
     p.add_argument(
@@ -942,6 +1482,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--read-connections, --cohort, --cohort-days and --trend-days must be positive")
     if min(args.cohort_days, args.trend_days) <= 28:
         p.error("--cohort-days and --trend-days must be more than the 28 screening days")
+    args.mixed_duration = args.mixed_duration or args.duration
+    args.mixed_connections = args.mixed_connections or args.connections
+    try:
+        weights = parse_mix(args.mixed_mix)
+    except ValueError as exc:
+        p.error(f"--mixed-mix: {exc}")
+    if args.mixed_duration <= 0 or args.mixed_connections < len(MIXED_CLASSES):
+        p.error("--mixed-duration must be positive and --mixed-connections at least 4")
+    if "mixed" in args.scenarios and args.participants < 2:
+        p.error("the mixed scenario needs --participants of at least 2")
+    args.mixed_split = split_connections(args.mixed_connections, weights)
     for item in args.app_env:
         if not re.fullmatch(r"MGDIARY_\w+=.*", item):
             p.error(f"--app-env takes MGDIARY_NAME=VALUE, not {item!r}")
@@ -1008,13 +1559,15 @@ def main(argv: list[str] | None = None) -> int:
             "app_env": args.app_env,
             "app_factory": args.app_factory,
             "app_workers": args.app_workers,
+            "mixed_duration": args.mixed_duration,
+            "mixed_connections": args.mixed_split,
         },
         "machine": {},
         "scenarios": {},
     }
     try:
         results["machine"] = machine_info(
-            args.pg, need_pg=any(s in (*PG_SCENARIOS, *READ_SCENARIOS) for s in args.scenarios)
+            args.pg, need_pg=any(s != "sqlite" for s in args.scenarios)
         )
     except SetupError as exc:
         print(f"bench: {exc}", file=sys.stderr)
@@ -1033,12 +1586,17 @@ def main(argv: list[str] | None = None) -> int:
         timeout=args.timeout,
         probe_duration=args.probe_duration,
         read_connections=args.read_connections,
+        mixed_duration=args.mixed_duration,
+        mixed_connections=args.mixed_split,
     )
     counters: list[RowCounter] = []
     try:
         pg_scenarios = [s for s in args.scenarios if s in PG_SCENARIOS]
         read_scenarios = [s for s in args.scenarios if s in READ_SCENARIOS]
-        if pg_scenarios or read_scenarios:
+        mixed = "mixed" in args.scenarios
+        # The mixed load writes like the write scenarios and reads the read scenarios' data.
+        need_writes, need_reads = bool(pg_scenarios) or mixed, bool(read_scenarios) or mixed
+        if need_writes or need_reads:
             print("setting up PostgreSQL databases ...", flush=True)
             recreate_database(args.pg, args.db)
             app_url = args.pg.replace("postgresql://", "postgresql+psycopg://", 1) + f"/{args.db}"
@@ -1059,7 +1617,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             base_env = {k: v for k, v in os.environ.items() if not k.startswith("MGDIARY_")}
             targets: dict[str, Target] = {}
-            if pg_scenarios:
+            if need_writes:
                 recreate_database(args.pg, args.baseline_db)
                 opts.participants = seed(app_settings(app_url), participants=args.participants)
                 baseline_dsn = f"{args.pg}/{args.baseline_db}"
@@ -1081,8 +1639,8 @@ def main(argv: list[str] | None = None) -> int:
                     "bench_step_interval",
                 )
             fixtures = None
-            if read_scenarios:
-                from bench.reads import seed_reads
+            if need_reads:
+                from bench.reads import mixed_gets, seed_reads
 
                 print(
                     f"seeding the read data: 1 participant x {args.trend_days} days, "
@@ -1104,6 +1662,8 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
                 opts.reads = {s: fixtures.gets(s) for s in read_scenarios}
+                if mixed:
+                    opts.mixed_gets = mixed_gets(fixtures, app_dsn)
                 # The read baseline reads the app's own rows.
                 targets["read"] = Target(
                     "baseline",
@@ -1138,6 +1698,41 @@ def main(argv: list[str] | None = None) -> int:
                         scenario, app, targets["read"], opts, failures
                     )
                     results["scenarios"][scenario]["same_answer"] = problems or "ok"
+                if mixed:
+                    assert fixtures is not None
+                    from bench.reads import same_answer
+
+                    problems = []
+                    for read in ("trend", "list"):
+                        if read not in read_scenarios:  # else checked above
+                            problems += same_answer(
+                                read, fixtures, app.server.port, targets["read"].server.port
+                            )
+                    for problem in problems:
+                        failures.append(f"mixed: app and baseline disagree: {problem}")
+                        print(f"CHECK FAILED (mixed): {problem}", flush=True)
+                    write, read_t = targets["write"], targets["read"]
+                    results["scenarios"]["mixed"] = run_mixed_scenario(
+                        MixedTarget(
+                            "app",
+                            dict.fromkeys(MIXED_CLASSES, app.server.port),
+                            [app.server],
+                            app.counter,
+                            app.entry_table,
+                        ),
+                        MixedTarget(
+                            "baseline",
+                            {
+                                n: (write if n in MIXED_WRITE_CLASSES else read_t).server.port
+                                for n in MIXED_CLASSES
+                            },
+                            [write.server, read_t.server],
+                            write.counter,
+                            write.entry_table,
+                        ),
+                        opts,
+                        failures,
+                    )
                 if args.profile:
                     for scenario in [*pg_scenarios, *read_scenarios]:
                         print(f"\n== profile of the app: {SCENARIO_TITLES[scenario]}", flush=True)
