@@ -85,25 +85,21 @@ async def run(database_url: str, requests: int) -> dict[str, float]:
         async def me() -> httpx.Response:
             return await client.get("/app/v1/me", headers=headers[who()])
 
-        async def entry() -> httpx.Response:
+        async def post_entry(tokens: list[dict[str, str]]) -> httpx.Response:
             n = who()
             tail = random_entry_tail(rng, zones[n], datetime.now(UTC), max_age_s=3600)
             body = b'{"id":"' + str(__import__("uuid").uuid4()).encode() + tail
             return await client.post(
                 "/app/v1/diary/entries",
                 content=body,
-                headers={**headers[n], "Content-Type": "application/json"},
+                headers={**tokens[n], "Content-Type": "application/json"},
             )
 
+        async def entry() -> httpx.Response:
+            return await post_entry(headers)
+
         async def entry_rules_off() -> httpx.Response:
-            n = who()
-            tail = random_entry_tail(rng, zones[n], datetime.now(UTC), max_age_s=3600)
-            body = b'{"id":"' + str(__import__("uuid").uuid4()).encode() + tail
-            return await client.post(
-                "/app/v1/diary/entries",
-                content=body,
-                headers={**headers_off[n], "Content-Type": "application/json"},
-            )
+            return await post_entry(headers_off)
 
         async def fever() -> httpx.Response:
             n = who()

@@ -66,7 +66,8 @@ FANOUT = rawsql.per_dialect(lambda d: rawsql.Statement(_fanout_sql(d), _FANOUT_P
 NOBODY = uuid.UUID(int=0)
 
 
-def _iso(value: Any) -> Any:
+def iso(value: Any) -> Any:
+    """Instants as UTC ``...Z`` and UUIDs as text, for a webhook body."""
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
     if isinstance(value, uuid.UUID):
@@ -77,16 +78,20 @@ def _iso(value: Any) -> Any:
 def body_of(alert: Any) -> str:
     """The webhook body of an alert: ``{"type", "timestamp", "data"}``, compact JSON."""
     data = {
-        "alert_id": _iso(alert.id),
-        "study_id": _iso(alert.study_id),
-        "site_id": _iso(alert.site_id),
-        "participant_id": _iso(alert.participant_id),
+        "alert_id": iso(alert.id),
+        "study_id": iso(alert.study_id),
+        "site_id": iso(alert.site_id),
+        "participant_id": iso(alert.participant_id),
         "subject_type": alert.subject_type,
         "subject_id": alert.subject_id,
         "priority": alert.priority,
         **alert.data,
     }
-    document = {"type": alert.type, "timestamp": _iso(alert.created_at), "data": data}
+    return dumps({"type": alert.type, "timestamp": iso(alert.created_at), "data": data})
+
+
+def dumps(document: dict[str, Any]) -> str:
+    """A webhook body: compact JSON with sorted keys (the stored, signed bytes)."""
     return json.dumps(document, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -16,7 +15,7 @@ from app.core.config import Settings
 from app.core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from app.core.models import utcnow
 from app.studies.models import Study
-from app.webhooks import signing, ssrf
+from app.webhooks import outbox, signing, ssrf
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.webhooks.schemas import (
     AttemptOut,
@@ -32,6 +31,29 @@ _AUDITED = ("url", "event_types", "description", "enabled", "disabled_reason")
 
 def _snapshot(endpoint: WebhookEndpoint) -> dict[str, Any]:
     return {name: getattr(endpoint, name) for name in _AUDITED}
+
+
+def _audit(
+    session: Session,
+    staff: StaffPrincipal,
+    endpoint: WebhookEndpoint,
+    action: str,
+    *,
+    after: dict[str, Any],
+    before: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> None:
+    audit.record(
+        session,
+        actor=staff.actor(endpoint.study_id),
+        action=f"webhook_endpoint.{action}",
+        entity_type="webhook_endpoint",
+        entity_id=endpoint.id,
+        study_id=endpoint.study_id,
+        before=before,
+        after=after,
+        reason=reason,
+    )
 
 
 def checked_url(url: str, settings: Settings) -> str:
@@ -73,15 +95,7 @@ def create(
     )
     session.add(endpoint)
     session.flush()
-    audit.record(
-        session,
-        actor=staff.actor(study.id),
-        action="webhook_endpoint.create",
-        entity_type="webhook_endpoint",
-        entity_id=endpoint.id,
-        study_id=study.id,
-        after=_snapshot(endpoint),
-    )
+    _audit(session, staff, endpoint, "create", after=_snapshot(endpoint))
     return endpoint
 
 
@@ -115,17 +129,7 @@ def update(
     endpoint.updated_at = now
     session.add(endpoint)
     session.flush()
-    audit.record(
-        session,
-        actor=staff.actor(endpoint.study_id),
-        action="webhook_endpoint.update",
-        entity_type="webhook_endpoint",
-        entity_id=endpoint.id,
-        study_id=endpoint.study_id,
-        before=before,
-        after=after,
-        reason=body.reason,
-    )
+    _audit(session, staff, endpoint, "update", before=before, after=after, reason=body.reason)
     return endpoint
 
 
@@ -144,15 +148,8 @@ def rotate_secret(
     endpoint.updated_at = now
     session.add(endpoint)
     session.flush()
-    audit.record(
-        session,
-        actor=staff.actor(endpoint.study_id),
-        action="webhook_endpoint.rotate_secret",
-        entity_type="webhook_endpoint",
-        entity_id=endpoint.id,
-        study_id=endpoint.study_id,
-        after={"previous_secret_expires_at": endpoint.previous_secret_expires_at},
-    )
+    expires = endpoint.previous_secret_expires_at
+    _audit(session, staff, endpoint, "rotate_secret", after={"previous_secret_expires_at": expires})
     return endpoint
 
 
@@ -160,14 +157,15 @@ def ping(session: Session, staff: StaffPrincipal, endpoint: WebhookEndpoint) -> 
     """Queue a ``webhook.ping`` delivery for this endpoint (even a disabled one waits)."""
     now = utcnow()
     delivery_id = uuid.uuid4()
-    body = json.dumps(
+    body = outbox.dumps(
         {
             "type": "webhook.ping",
-            "timestamp": now.isoformat().replace("+00:00", "Z"),
-            "data": {"endpoint_id": str(endpoint.id), "study_id": str(endpoint.study_id)},
-        },
-        separators=(",", ":"),
-        sort_keys=True,
+            "timestamp": outbox.iso(now),
+            "data": {
+                "endpoint_id": outbox.iso(endpoint.id),
+                "study_id": outbox.iso(endpoint.study_id),
+            },
+        }
     )
     delivery = WebhookDelivery(
         id=delivery_id,
@@ -179,15 +177,7 @@ def ping(session: Session, staff: StaffPrincipal, endpoint: WebhookEndpoint) -> 
     )
     session.add(delivery)
     session.flush()
-    audit.record(
-        session,
-        actor=staff.actor(endpoint.study_id),
-        action="webhook_endpoint.ping",
-        entity_type="webhook_endpoint",
-        entity_id=endpoint.id,
-        study_id=endpoint.study_id,
-        after={"delivery_id": delivery.id},
-    )
+    _audit(session, staff, endpoint, "ping", after={"delivery_id": delivery.id})
     return delivery
 
 
