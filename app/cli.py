@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlmodel import Session, select
 
-from app import demo_data
+from app import demo_data, hooks
 from app.audit.service import Actor
 from app.auth import service as auth_service
 from app.auth.tokens import APP_AUDIENCE, PORTAL_AUDIENCE, KeyRing, issue_token
@@ -375,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    hooks.install()
     args = build_parser().parse_args(argv)
     try:
         settings = get_settings()

@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 from sqlalchemy.engine import Engine
 
-from app import __version__
+from app import __version__, hooks
 from app.api import build_router
 from app.auth.tokens import KeyRing
 from app.core.bodylimit import BodyLimitMiddleware
@@ -56,6 +56,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
+    hooks.install()
     logging.basicConfig(level=logging.INFO)
     show_docs = settings.show_docs
     app = FastAPI(

@@ -18,10 +18,10 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel
 
+from app import hooks
 from app.core.config import Settings, get_settings
 from app.core.models import UTCDateTime, utcnow
 from app.visits.sweep import sweep_missed
-from app.webhooks import outbox  # noqa: F401  (registers the outbox fan-out of new alerts)
 from app.webhooks.delivery import run_delivery_loop
 
 logger = logging.getLogger("mgdiary.worker")
@@ -77,6 +77,7 @@ def run_forever(
 ) -> None:
     """The periodic jobs every ``poll_seconds``, and webhook delivery in its own thread (it
     polls far more often: alert latency, issue 7)."""
+    hooks.install()
     name = worker_name()
     started_at = utcnow()
     delivery: threading.Thread | None = None

@@ -35,6 +35,7 @@ from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import Connection, Engine  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
+from app import hooks  # noqa: E402
 from app.core.config import get_settings  # noqa: E402
 from app.core.db import create_db_engine, get_session  # noqa: E402
 from app.core.health import alembic_config  # noqa: E402
@@ -43,6 +44,7 @@ from app.diary.capture import Capture, SessionCapture, get_capture  # noqa: E402
 from app.main import create_app  # noqa: E402
 
 IS_POSTGRES = TEST_DATABASE_URL.startswith("postgresql")
+hooks.install()  # the safety rules and the outbox, as every entry point installs them
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

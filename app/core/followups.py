@@ -88,7 +88,14 @@ Hook = Callable[[Written], Followup | None]
 HOOKS: list[Hook] = []
 
 
+class HooksNotInstalled(RuntimeError):
+    """A clinical write ran in a process that never installed its follow-ups."""
+
+
 def followups(written: Written) -> list[Followup]:
+    if not HOOKS:
+        # A write without the safety rules must fail loudly, never pass silently.
+        raise HooksNotInstalled("no follow-up hooks are registered: call app.hooks.install()")
     return [f for hook in HOOKS if (f := hook(written)) is not None]
 
 

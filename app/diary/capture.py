@@ -153,34 +153,6 @@ class Decision:
     followups: list[followups.Followup] = field(default_factory=list)
 
 
-def _followups(
-    participant: Participant,
-    protocol: ProtocolDefinition,
-    rows: list[tuple[sa.Table, list[dict[str, Any]]]],
-) -> list[followups.Followup]:
-    """The follow-ups of the entries created here (their first versions)."""
-    entries: dict[Any, dict[str, Any]] = {}
-    written = []
-    for table, values in rows:
-        if table is _ENTRY_TABLE:
-            entries = {row["id"]: row for row in values}
-        elif table is _VERSION_TABLE:
-            for row in values:
-                entry = entries[row["entry_id"]]
-                written.append(
-                    followups.WrittenEntry(
-                        entry_id=entry["client_entry_id"],
-                        kind=entry["kind"],
-                        recorded_at=entry["recorded_at"],
-                        local_date=entry["diary_date"],
-                        data=row["data"],
-                    )
-                )
-    if not written:
-        return []
-    return followups.followups(followups.Written(participant, protocol, written))
-
-
 def request_hash(raw: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -282,7 +254,7 @@ def decide_entry(
         rows=rows,
         response=response,
         idempotency_delete=expired,
-        followups=_followups(participant, ingestor.protocol, rows),
+        followups=service.followups_of(participant, ingestor.protocol, rows),
     )
     # Validation failures are not remembered: nothing changed, and the client may fix and retry.
     if key is not None and response.status_code != 422:
@@ -330,7 +302,7 @@ def decide_sync(
     return Decision(
         rows=rows,
         response=JSONResponse({"results": results}),
-        followups=_followups(participant, ingestor.protocol, rows),
+        followups=service.followups_of(participant, ingestor.protocol, rows),
     )
 
 
@@ -495,7 +467,6 @@ def _snapshot_of(query: rawsql.Query, rows: list[Any]) -> Snapshot:
 
 
 _VERSION_TABLE: sa.Table = DiaryEntryVersion.__table__  # type: ignore[attr-defined]
-_ENTRY_TABLE: sa.Table = DiaryEntry.__table__  # type: ignore[attr-defined]
 
 
 class PostgresCapture:

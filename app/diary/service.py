@@ -243,6 +243,7 @@ _TABLES: tuple[tuple[Any, sa.Table], ...] = tuple(
     )
 )
 _VERSION_TABLE: sa.Table = DiaryEntryVersion.__table__  # type: ignore[attr-defined]
+_ENTRY_TABLE: sa.Table = DiaryEntry.__table__  # type: ignore[attr-defined]
 _EXISTING = select(DiaryEntry).where(
     DiaryEntry.participant_id == sa.bindparam("participant_id"),
     col(DiaryEntry.client_entry_id).in_(sa.bindparam("client_ids", expanding=True)),
@@ -303,7 +304,8 @@ class Ingestor:
         return out
 
     def write(self) -> None:
-        """Insert everything staged with one multi-row INSERT per table.
+        """Insert everything staged with one multi-row INSERT per table, then run the
+        follow-ups (the safety rules) on the session's transaction.
 
         Per-row ORM flushes cost three round trips and most of the CPU of an entry; rows built
         here already carry their keys (UUIDs), so nothing needs to come back from the database.
@@ -311,7 +313,11 @@ class Ingestor:
         that are already plain values.
         """
         assert self.session is not None
-        insert_rows(self.session.connection(), self.staged())
+        rows = self.staged()
+        connection = self.session.connection()
+        insert_rows(connection, rows)
+        for followup in followups_of(self.participant, self.protocol, rows):
+            followups.run_followup(connection, followup)
 
     def prime(
         self,
@@ -457,6 +463,35 @@ class Ingestor:
                 after={"client_entry_id": existing.client_entry_id, "status": "open"},
             )
         )
+
+
+def followups_of(
+    participant: Participant,
+    protocol: ProtocolDefinition,
+    rows: list[tuple[sa.Table, list[dict[str, Any]]]],
+) -> list[followups.Followup]:
+    """The follow-ups (app/core/followups.py) of the entries created in ``rows`` (staged rows:
+    entries, then their first versions)."""
+    entries: dict[Any, dict[str, Any]] = {}
+    written = []
+    for table, values in rows:
+        if table is _ENTRY_TABLE:
+            entries = {row["id"]: row for row in values}
+        elif table is _VERSION_TABLE:
+            for row in values:
+                entry = entries[row["entry_id"]]
+                written.append(
+                    followups.WrittenEntry(
+                        entry_id=entry["client_entry_id"],
+                        kind=entry["kind"],
+                        recorded_at=entry["recorded_at"],
+                        local_date=entry["diary_date"],
+                        data=row["data"],
+                    )
+                )
+    if not written:
+        return []
+    return followups.followups(followups.Written(participant, protocol, written))
 
 
 def protocol_of(session: Session, participant: Participant) -> ProtocolDefinition:

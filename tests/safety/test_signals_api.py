@@ -351,3 +351,14 @@ def test_mg_adl_history_baseline_and_previous_through_the_write_path(
     assert signal.priority == "urgent"  # newly 3 against the previous entry: escalated
     rules_seen = {e["rule"] for e in signal.evidence}
     assert {"mg.total_worsening", "mg.feeding_tube"} <= rules_seen
+
+
+def test_a_write_without_the_safety_hooks_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that never installed the safety rules must not store diary data silently
+    without them (app/hooks.py; the demo loader once did)."""
+    from app.core import followups
+
+    monkeypatch.setattr(followups, "HOOKS", [])
+    written = followups.Written(participant=None, protocol=None, entries=())
+    with pytest.raises(followups.HooksNotInstalled):
+        followups.followups(written)
