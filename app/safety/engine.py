@@ -76,6 +76,8 @@ _OBS_COLUMNS = [
 ]
 _PARAMS: dict[str, sa.types.TypeEngine[Any]] = {
     "participant_id": sa.Uuid(),
+    "fever_min": sa.Float(),
+    "readings_from": UTCDateTime(),
     "spo2_min": sa.Integer(),
     "systolic_min": sa.Integer(),
     "heart_rate_max": sa.Integer(),
@@ -131,12 +133,21 @@ def _relevant(s: sa.Select[Any]) -> Any:
         .where(
             *in_range,
             sa.or_(
-                vital.temperature_c.is_not(None),
-                vital.spo2_percent < sa.bindparam("spo2_min", type_=sa.Integer()),
+                # A fever anywhere in the window; any reading near the new observations (it
+                # may answer a temperature prompt).
+                vital.temperature_c >= sa.bindparam("fever_min", type_=sa.Float()),
+                sa.and_(
+                    vital.temperature_c.is_not(None),
+                    _ENTRY.recorded_at >= sa.bindparam("readings_from", type_=UTCDateTime()),
+                ),
+                # The typed column keeps SpO2 rounded to a whole percent (91.6 -> 92): read up
+                # to the threshold itself; the rules decide on the recorded value.
+                vital.spo2_percent <= sa.bindparam("spo2_min", type_=sa.Integer()),
                 vital.systolic_mmhg < sa.bindparam("systolic_min", type_=sa.Integer()),
                 vital.heart_rate_bpm > sa.bindparam("heart_rate_max", type_=sa.Integer()),
             ),
         )
+        .order_by(_ENTRY.recorded_at.desc())
         .limit(_MAX_ROWS)
         .offset(_ZERO)
     )
@@ -144,6 +155,7 @@ def _relevant(s: sa.Select[Any]) -> Any:
         _observations(s)
         .join(SymptomReport, symptom.version_id == version_id)
         .where(*in_range, symptom.code.in_(codes))
+        .order_by(_ENTRY.recorded_at.desc())
         .limit(_MAX_ROWS)
         .offset(_ZERO)
     )
@@ -151,6 +163,7 @@ def _relevant(s: sa.Select[Any]) -> Any:
         _observations(s)
         .join(MgAdlResponse, mg_adl.version_id == version_id)
         .where(*in_range, mg_adl.breathing >= sa.literal_column("2"))
+        .order_by(_ENTRY.recorded_at.desc())
         .limit(_MAX_ROWS)
         .offset(_ZERO)
     )
@@ -340,7 +353,7 @@ class SafetyFollowup:
             doses=doses,
             recent=tuple(recent),
             previous_mg_adl=previous[0] if previous else None,
-            baseline_mg_adl=self._baseline(_stored(baseline_rows)),
+            baseline_mg_adl=self._baseline(_stored(baseline_rows), new),
         )
         now = self.now or utcnow()
         evaluation = rules.evaluate(new, context)
@@ -388,8 +401,14 @@ class SafetyFollowup:
             updates=updates,
         )
 
-    def _baseline(self, values: list[rules.Observation]) -> float | None:
+    def _baseline(
+        self, stored: list[rules.Observation], new: list[rules.Observation]
+    ) -> float | None:
+        """The protocol's MG-ADL baseline from the stored values and the new ones in its window
+        (the PostgreSQL path reads before it inserts, the others after: the same answer)."""
         day0 = self.participant.day0_date
+        seen = {o.entry_id for o in stored}
+        values = stored + [o for o in new if o.mg_adl is not None and o.entry_id not in seen]
         if day0 is None or not values:
             return None
         rule = self.protocol.baseline
@@ -415,6 +434,7 @@ def _reads(
     first_mg_adl: datetime | None,
     recent: bool = True,
     doses: bool = True,
+    readings_from: datetime | None = None,
 ) -> dict[str, followups.Read]:
     """Only the reads the new observations need: a lone MG-ADL reads no vitals, a vitals entry
     no MG-ADL history. Each read costs a statement (about a third of a millisecond of CPU)."""
@@ -429,6 +449,8 @@ def _reads(
                 **pid,
                 "start": start,
                 "end": end,
+                "fever_min": s.fever_threshold_c,
+                "readings_from": readings_from or start,
                 "spo2_min": s.spo2_min_percent,
                 "systolic_min": s.hypotension_systolic_mmhg,
                 "heart_rate_max": s.tachycardia_bpm,
@@ -471,7 +493,9 @@ def hook(written: followups.Written) -> SafetyFollowup | None:
         first_day = min((w.start_day for w in s.risk_windows), default=0)
         since = _day_start(written.dose_on + timedelta(days=first_day), participant.time_zone)
         span = timedelta(hours=s.evidence_window_hours)
-        reads = _reads(participant, protocol, since - span, utcnow() + span, first_mg_adl=None)
+        # Back far enough that a long-standing tremor is not taken for a new one.
+        start = since - max(span, timedelta(days=s.new_symptom_lookback_days))
+        reads = _reads(participant, protocol, start, utcnow() + span, first_mg_adl=None)
         return SafetyFollowup(
             participant=participant,
             protocol=protocol,
@@ -509,6 +533,7 @@ def hook(written: followups.Written) -> SafetyFollowup | None:
         first_mg_adl=min(mg_adl, default=None),
         recent=recent,
         doses=dose_aware,
+        readings_from=min(o.at for o in new) - rules.PROMPT_READING_BEFORE,
     )
     return SafetyFollowup(
         participant=participant,

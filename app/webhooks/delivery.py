@@ -262,6 +262,7 @@ def _operational_alert(
     attempts: int | None,
     reason: str,
     now: datetime,
+    event_type: str | None = None,
 ) -> None:
     key = f"{type}:{delivery_id or endpoint.id}"
     if type == "webhook.endpoint.disabled":
@@ -279,6 +280,7 @@ def _operational_alert(
         data={
             "endpoint_id": endpoint.id,
             "delivery_id": delivery_id,
+            "event_type": event_type,
             "attempts": attempts,
             "reason": reason,
         },
@@ -385,6 +387,7 @@ def record(
             attempts=delivery.attempt,
             reason=result.error_class or "http_status",
             now=now,
+            event_type=delivery.event_type,
         )
     if (
         not result.ok
@@ -400,6 +403,14 @@ def record(
 # --- the loop ---------------------------------------------------------------------------------
 
 
+def batch_limit(settings: Settings) -> int:
+    """How many deliveries one claim takes: no more than can all time out, one after the
+    other, inside their shared lease - else another worker would take the tail over and send
+    it again."""
+    fits = int(settings.webhook_lease_seconds // (settings.webhook_timeout_seconds + 1))
+    return max(1, min(settings.webhook_batch_size, fits))
+
+
 def deliver_due(engine: Engine, settings: Settings, client: httpx.Client, *, worker: str) -> int:
     """One cycle: claim, send, record. Returns how many deliveries were attempted."""
     now = utcnow()
@@ -409,7 +420,7 @@ def deliver_due(engine: Engine, settings: Settings, client: httpx.Client, *, wor
             worker=worker,
             now=now,
             lease=timedelta(seconds=settings.webhook_lease_seconds),
-            limit=settings.webhook_batch_size,
+            limit=batch_limit(settings),
         )
         targets = _targets(session, {c.endpoint_id for c in claimed}, now)
         session.commit()

@@ -101,6 +101,11 @@ def first_attempt_at(created_at: datetime) -> datetime:
 
 
 def fanout(alert: Any) -> list[followups.Update]:
+    data = alert.data if isinstance(alert.data, dict) else {}
+    if alert.type in OPERATIONAL and data.get("event_type") in OPERATIONAL:
+        # The failure of an operational message is not sent anywhere (inbox only): two failing
+        # endpoints subscribed to failures would otherwise feed each other for ever.
+        return []
     created = alert.created_at or utcnow()
     exclude = NOBODY
     if alert.type in OPERATIONAL and alert.subject_type == "webhook_endpoint":

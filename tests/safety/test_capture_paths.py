@@ -205,3 +205,56 @@ def test_mg_adl_history_is_read_on_the_production_path(
     rules_fired = {f.rule_id for f in found["findings"]}
     assert "mg.feeding_tube" in rules_fired
     assert {s.priority for s in found["signals"] if s.category == "mg_worsening"} == {"urgent"}
+
+
+def test_a_stored_spo2_just_under_the_threshold_is_hypoxia_evidence(
+    client: TestClient, scratch_engine: Engine, participant: Participant
+) -> None:
+    """Review finding: the typed column rounds SpO2 (91.6 -> 92); a stored 91.6 followed by a
+    fever is still fever with hypoxia (instruments.md 6.1), whatever the order."""
+    headers = bearer(participant_token(participant))
+    for body in (_vitals(60, spo2_percent=91.6), _vitals(30, temperature_c=38.6)):
+        assert client.post("/app/v1/diary/entries", json=body, headers=headers).status_code == 201
+    [signal] = _committed(scratch_engine, participant)["signals"]
+    assert (signal.category, signal.priority) == ("crs", "urgent")
+
+
+def test_the_baseline_counts_new_entries_in_its_window_on_every_path(
+    client: TestClient, scratch_engine: Engine, participant: Participant
+) -> None:
+    """Review finding: PostgreSQL reads before it inserts, SQLite after; a sync carrying the
+    baseline MG-ADL and a worse one gives the same worsening on both."""
+    with Session(scratch_engine) as session:
+        stored = session.get(Participant, participant.id)
+        assert stored is not None
+        stored.day0_date = (datetime.now(UTC) - timedelta(days=3)).date()
+        session.add(stored)
+        session.commit()
+    headers = bearer(participant_token(participant))
+    keys = (
+        "talking",
+        "chewing",
+        "swallowing",
+        "breathing",
+        "brushing_teeth_or_combing_hair",
+        "arising_from_chair",
+        "double_vision",
+        "eyelid_droop",
+    )
+    calm = dict.fromkeys(keys, 0) | {"double_vision": 1, "eyelid_droop": 1}  # total 2
+    worse = calm | {"arising_from_chair": 2, "brushing_teeth_or_combing_hair": 1}  # total 5
+
+    def mg(days_ago: float, items: dict[str, int]) -> dict[str, Any]:
+        return {
+            "id": str(uuid.uuid4()),
+            "kind": "mg_adl",
+            "recorded_at": (datetime.now(UTC) - timedelta(days=days_ago)).isoformat(),
+            "time_zone": "UTC",
+            "data": items,
+        }
+
+    batch = [mg(4, calm), mg(1, worse)]
+    synced = client.post("/app/v1/diary/sync", json={"entries": batch}, headers=headers)
+    assert {r["status"] for r in synced.json()["results"]} == {"created"}, synced.text
+    found = _committed(scratch_engine, participant)
+    assert {f.rule_id for f in found["findings"]} == {"mg.total_worsening"}

@@ -398,3 +398,35 @@ def test_the_body_carries_codes_only(engine: Engine, receiver: Receiver) -> None
     }
     for value in payload["data"].values():
         assert value is None or (isinstance(value, str) and " " not in value)
+
+
+def test_a_claim_never_takes_more_than_can_time_out_inside_its_lease() -> None:
+    """Review finding: one lease covers a batch sent one by one; a claim takes at most as many
+    deliveries as can each time out within it, so no other worker takes the tail over."""
+    assert (
+        delivery.batch_limit(settings_with(webhook_lease_seconds=60, webhook_timeout_seconds=10))
+        == 5
+    )
+    assert (
+        delivery.batch_limit(settings_with(webhook_lease_seconds=5, webhook_timeout_seconds=1)) == 2
+    )
+    assert delivery.batch_limit(settings_with(webhook_batch_size=3, webhook_lease_seconds=600)) == 3
+
+
+def test_the_failure_of_an_operational_message_is_not_fanned_out(engine: Engine) -> None:
+    """Review finding: two failing endpoints subscribed to webhook.delivery.failed must not feed
+    each other; such an alert stays in the inbox."""
+    from app.webhooks import outbox
+
+    alert = Alert(
+        study_id=uuid.uuid4(),
+        type="webhook.delivery.failed",
+        priority="high",
+        subject_type="webhook_endpoint",
+        subject_id=str(uuid.uuid4()),
+        data={"event_type": "webhook.delivery.failed", "endpoint_id": str(uuid.uuid4())},
+        dedup_key="x",
+    )
+    assert outbox.fanout(alert) == []
+    alert.data = {"event_type": "safety.signal.raised", "endpoint_id": str(uuid.uuid4())}
+    assert len(outbox.fanout(alert)) == 1
