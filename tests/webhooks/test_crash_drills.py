@@ -14,8 +14,8 @@ every delivery is leased by it when it dies. Expected after the restart:
   ``delivered`` attempt per delivery, numbered by the delivery's ``attempts``, the attempt the
   crash swallowed missing from the log (it was never recorded), nothing else.
 
-Each drill waits for the dead worker's lease (``MGDIARY_WEBHOOK_LEASE_SECONDS=5``, the
-smallest the settings allow) to run out, so a drill takes about 7-10 s.
+Each drill waits for the dead worker's lease (``MGDIARY_WEBHOOK_LEASE_SECONDS=9``, the
+long enough for one claim to take every alert) to run out, so a drill takes about 11-14 s.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from tests.webhooks.receiver import Received, Receiver, running_receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = 5
-LEASE_SECONDS = 5
+LEASE_SECONDS = 9  # one claim takes all ALERTS: 9 // (0.5 + 1) = 6 (delivery.batch_limit)
 #: Bounds: the crashing worker must die within CRASH_WAIT, the restarted one deliver
 #: everything within DRAIN_WAIT (the lease plus start-up plus the sends).
 CRASH_WAIT = 15.0
@@ -73,7 +73,7 @@ def _worker_env(engine: Engine, crash_at: str | None) -> dict[str, str]:
             "MGDIARY_DATABASE_URL": engine.url.render_as_string(hide_password=False),
             "MGDIARY_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
             "MGDIARY_WEBHOOK_LEASE_SECONDS": str(LEASE_SECONDS),
-            "MGDIARY_WEBHOOK_TIMEOUT_SECONDS": "1",
+            "MGDIARY_WEBHOOK_TIMEOUT_SECONDS": "0.5",
             "MGDIARY_WEBHOOK_POLL_SECONDS": "0.1",
             "MGDIARY_WEBHOOK_RETRY_SCHEDULE": "0,0,0,0,0",
             "MGDIARY_WEBHOOK_RETRY_JITTER": "0",
