@@ -16,12 +16,10 @@ from app.medications import router as medications_router
 from app.participants import router as participants_router
 from app.participants.deps import get_current_participant
 from app.safety import ae_router
-from app.safety import engine as safety_engine
 from app.safety import router as safety_router
 from app.scores import router as scores_router
 from app.studies import router as studies_router
 from app.visits import router as visits_router
-from app.webhooks import outbox as webhook_outbox
 from app.webhooks import router as webhooks_router
 
 APP_PREFIX = "/app/v1"
@@ -29,11 +27,6 @@ PORTAL_PREFIX = "/portal/v1"
 AUTH_PREFIX = "/auth/v1"
 
 #: Routes that answer without a bearer token. A test walks every route against this list.
-#: The safety rules run on every clinical write (registered as a follow-up hook on import).
-SAFETY_HOOK = safety_engine.hook
-#: Every new alert fans out to the webhook outbox in its own transaction (registered on import).
-WEBHOOK_FANOUT = webhook_outbox.fanout
-
 PUBLIC_PATHS = frozenset(
     {
         "/healthz",
