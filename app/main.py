@@ -23,6 +23,7 @@ from app.core.health import head_revisions
 from app.core.ratelimit import RateLimiter
 from app.core.requestid import RequestIdMiddleware
 from app.diary.capture import create_capture
+from app.scores.outcome_summaries import SummaryCache
 
 DESCRIPTION = """Patient symptom diaries for clinical trials of B-cell-depleting therapies in
 refractory myasthenia gravis. Errors are RFC 9457 problem+json."""
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.engine = engine or create_db_engine(settings)
     app.state.capture = create_capture(settings, app.state.engine)
     app.state.keyring = KeyRing.from_settings(settings)
+    app.state.outcome_cache = SummaryCache(settings.outcomes_cache_participants)
     app.state.auth_limiter = RateLimiter(
         limit=settings.activation_rate_limit, window_seconds=settings.activation_rate_window_seconds
     )

@@ -76,6 +76,7 @@ class ReadFixtures:
     cohort: int
     cohort_days: int
     trend_days: int
+    recall_period_days: int = 1
     entries: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -372,6 +373,7 @@ def seed_reads(
         cohort=cohort,
         cohort_days=cohort_days,
         trend_days=trend_days,
+        recall_period_days=recall,
         entries=len(rows.entries),
         seconds={
             "enrol": enrolled - started,
@@ -401,6 +403,65 @@ def mixed_gets(
         ],
         "list": fixtures.gets("list"),
     }
+
+
+# --- outcomes: first request and after new entries ------------------------------------------
+
+FRESHNESS_CHANGED = 100
+
+
+def _timed_get(port: int, path: str, token: str) -> tuple[float, Any]:
+    started = time.perf_counter()
+    document = _get(port, path, token)
+    return (time.perf_counter() - started) * 1000, document
+
+
+def outcomes_freshness(
+    fixtures: ReadFixtures,
+    app_port: int,
+    baseline_port: int,
+    pg_dsn: str,
+    *,
+    changed: int = FRESHNESS_CHANGED,
+) -> dict[str, Any]:
+    """What the steady-state rounds do not show: the app keeps each participant's outcome
+    summary between requests (app/scores/outcome_summaries.py), so time the first request
+    (every summary computed), then add one new diary MG-ADL entry (the next day) for
+    ``changed`` participants and time the next request (those recomputed), then a repeat;
+    each against one baseline request at the same moment. Run before the rounds, so that
+    the rounds measure the steady state after the change."""
+    path = fixtures.path("outcomes")
+    out: dict[str, Any] = {"changed_participants": changed}
+    out["first_app_ms"], first = _timed_get(app_port, path, fixtures.token)
+    out["first_baseline_ms"], _ = _timed_get(baseline_port, path, fixtures.token)
+    with psycopg.connect(pg_dsn) as conn:
+        latest = conn.execute(
+            "SELECT p.id, p.time_zone, max(e.diary_date) FROM participant p "
+            "JOIN diary_entry e ON e.participant_id = p.id "
+            "WHERE p.study_id = %s GROUP BY p.id ORDER BY p.subject_code LIMIT %s",
+            (uuid.UUID(fixtures.cohort_study_id), changed),
+        ).fetchall()
+    rows = Rows(fixtures.recall_period_days, seed=11)
+    for pid, zone, last in latest:
+        rows.diary(
+            participant_id=pid,
+            study_id=uuid.UUID(fixtures.cohort_study_id),
+            zone_name=zone,
+            first=last + timedelta(days=1),
+            totals=[0],
+        )
+    rows.copy(pg_dsn)
+    out["after_change_app_ms"], after = _timed_get(app_port, path, fixtures.token)
+    out["after_change_baseline_ms"], _ = _timed_get(baseline_port, path, fixtures.token)
+    out["repeat_app_ms"], _ = _timed_get(app_port, path, fixtures.token)
+    out["repeat_baseline_ms"], _ = _timed_get(baseline_port, path, fixtures.token)
+    # The new entries are MG-ADL 0 a day after each participant's last: a changed document.
+    out["document_changed"] = _strip_time(after) != _strip_time(first)
+    return out
+
+
+def _strip_time(document: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in document.items() if k != "generated_at"}
 
 
 # --- same answer ----------------------------------------------------------------------------

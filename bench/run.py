@@ -479,6 +479,15 @@ def _fmt_run(kind: str, label: str, r: dict[str, Any]) -> str:
     )
 
 
+def _fmt_freshness(f: dict[str, Any]) -> str:
+    return (
+        f"  outcomes, one request each (app / baseline): first {f['first_app_ms']:.0f} / "
+        f"{f['first_baseline_ms']:.0f} ms; after a new entry for {f['changed_participants']} "
+        f"participants {f['after_change_app_ms']:.0f} / {f['after_change_baseline_ms']:.0f} ms; "
+        f"repeat {f['repeat_app_ms']:.0f} / {f['repeat_baseline_ms']:.0f} ms"
+    )
+
+
 def run_pg_scenario(
     scenario: str, app: Target, baseline: Target, opts: Options, failures: list[str]
 ) -> dict[str, Any]:
@@ -1688,6 +1697,16 @@ def main(argv: list[str] | None = None) -> int:
                     assert fixtures is not None
                     from bench.reads import same_answer
 
+                    freshness = None
+                    if scenario == "outcomes":
+                        from bench.reads import outcomes_freshness
+
+                        freshness = outcomes_freshness(
+                            fixtures, app.server.port, targets["read"].server.port, app_dsn
+                        )
+                        print(_fmt_freshness(freshness), flush=True)
+                        if not freshness["document_changed"]:
+                            failures.append("outcomes: new entries did not change the outcomes")
                     problems = same_answer(
                         scenario, fixtures, app.server.port, targets["read"].server.port
                     )
@@ -1698,6 +1717,8 @@ def main(argv: list[str] | None = None) -> int:
                         scenario, app, targets["read"], opts, failures
                     )
                     results["scenarios"][scenario]["same_answer"] = problems or "ok"
+                    if freshness is not None:
+                        results["scenarios"][scenario]["freshness"] = freshness
                 if mixed:
                     assert fixtures is not None
                     from bench.reads import same_answer

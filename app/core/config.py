@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     webhook_batch_size: int = Field(default=20, ge=1, le=500)
     #: Bearer token for ``GET /metrics``; unset, the metrics route answers 404.
     metrics_token: str | None = Field(default=None, min_length=16)
+    #: Participants whose outcome summaries each API process keeps between requests
+    #: (app/scores/outcome_summaries.py; about 10 KB each); 0 recomputes them every request.
+    outcomes_cache_participants: int = Field(default=20_000, ge=0, le=1_000_000)
     inprocess_worker: bool = True
     worker_poll_seconds: float = Field(default=2.0, gt=0)
 

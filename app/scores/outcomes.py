@@ -27,6 +27,7 @@ from app.core.models import utcnow
 from app.diary.models import DiaryEntry, DiaryEntryVersion, MgAdlResponse, is_current_version
 from app.medications import service as medications_service
 from app.participants.models import Participant
+from app.scores import outcome_summaries as summaries
 from app.scores import proportions, stats, trends
 from app.scores.models import ClinicAssessment, ClinicAssessmentVersion
 from app.studies.models import Study
@@ -146,95 +147,142 @@ def _points(
     return [point(day, total, source) for day, total in zip(days, totals, strict=True)]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A participant of the cohort with the current inputs of their summary."""
+
+    id: uuid.UUID
+    day0_date: dt.date | None
+    time_zone: str
+    withdrawn_at: dt.datetime | None
+    diary_versions: int
+    clinic_versions: int
+
+
+@dataclass(frozen=True, slots=True)
 class ParticipantOutcome:
     participant_id: uuid.UUID
-    trend: trends.Trend
-    visit_values: list[trends.VisitValue]
+    outcome: summaries.InstrumentOutcome
     censor_day: int | None
 
 
-def _censor_day(participant: Participant, trend: trends.Trend, today: dt.date) -> int | None:
+def cohort(session: Session, *, study: Study, principal: StaffPrincipal) -> list[Member]:
+    """The caller's participants in the study, with the row counts that key their summaries:
+    one query, each count an index-only scan of that participant's rows."""
+    participant = Participant.__table__.c  # type: ignore[attr-defined]
+    mg_adl = MgAdlResponse.__table__.c  # type: ignore[attr-defined]
+    clinic = ClinicAssessmentVersion.__table__.c  # type: ignore[attr-defined]
+
+    def versions(column: Any) -> Any:
+        return (
+            sa.select(sa.func.count())
+            .where(column == participant.id)
+            .correlate(Participant.__table__)  # type: ignore[attr-defined]
+            .scalar_subquery()
+        )
+
+    statement = (
+        sa.select(
+            participant.id,
+            participant.day0_date,
+            participant.time_zone,
+            participant.withdrawn_at,
+            versions(mg_adl.participant_id),
+            versions(clinic.participant_id),
+        )
+        .where(
+            participant.study_id == study.id,
+            scoping.site_filter(principal, participant.study_id, participant.site_id),
+        )
+        .order_by(participant.id)
+    )
+    return [Member(*row) for row in session.connection().execute(statement)]
+
+
+def _censor_day(member: Member, last_value_date: dt.date | None, today: dt.date) -> int | None:
     """Last contact: the last value after day 0, or withdrawal, whichever is earlier."""
-    day0 = participant.day0_date
+    day0 = member.day0_date
     if day0 is None:
         return None
-    last = max((p.date for p in trend.points if p.date > day0), default=day0)
-    if participant.withdrawn_at is not None:
-        withdrawn = participant.withdrawn_at.astimezone(ZoneInfo(participant.time_zone)).date()
+    last = last_value_date or day0
+    if member.withdrawn_at is not None:
+        withdrawn = member.withdrawn_at.astimezone(ZoneInfo(member.time_zone)).date()
         last = min(last, withdrawn)
     return (min(last, today) - day0).days
 
 
-def _visit_targets(protocol: ProtocolDefinition, day0: dt.date) -> list[trends.VisitTarget]:
-    window = protocol.visits.window
-    return [
-        (
-            str(offset),
-            day0 + dt.timedelta(days=offset),
-            day0 + dt.timedelta(days=offset - window.before_days),
-            day0 + dt.timedelta(days=offset + window.after_days),
-        )
-        for offset in protocol.visits.visit_days()
-    ]
+def participant_summaries(
+    session: Session,
+    members: Sequence[Member],
+    protocol: ProtocolDefinition,
+    cache: summaries.SummaryCache | None,
+) -> dict[uuid.UUID, summaries.Summary]:
+    """Each member's summary: from ``cache`` when their inputs are unchanged, else computed
+    from their series (read in one go for all who need it) and cached."""
+    rules = summaries.rules_key(protocol)
+    found: dict[uuid.UUID, summaries.Summary] = {}
+    stale: list[tuple[Member, summaries.Inputs]] = []
+    for m in members:
+        assert m.day0_date is not None
+        inputs = summaries.Inputs(m.day0_date, m.diary_versions, m.clinic_versions, rules)
+        cached = cache.get(m.id, inputs) if cache is not None else None
+        if cached is None:
+            stale.append((m, inputs))
+        else:
+            found[m.id] = cached
+    if stale:
+        series = participant_series(session, [m.id for m, _ in stale])
+        for m, inputs in stale:
+            assert m.day0_date is not None
+            summary = {
+                instrument: summaries.summarise(
+                    instrument, series.get((m.id, instrument), []), m.day0_date, protocol
+                )
+                for instrument in INSTRUMENTS
+            }
+            if cache is not None:
+                cache.put(m.id, inputs, summary)
+            found[m.id] = summary
+    return found
 
 
 def study_outcomes(
-    session: Session, *, study: Study, protocol: ProtocolDefinition, principal: StaffPrincipal
+    session: Session,
+    *,
+    study: Study,
+    protocol: ProtocolDefinition,
+    principal: StaffPrincipal,
+    cache: summaries.SummaryCache | None = None,
 ) -> dict[str, Any]:
-    participants = list(
-        session.exec(
-            select(Participant).where(
-                Participant.study_id == study.id,
-                scoping.site_filter(principal, Participant.study_id, Participant.site_id),
-            )
-        ).all()
-    )
-    with_day0 = [p for p in participants if p.day0_date is not None]
-    series = participant_series(session, [p.id for p in with_day0])
+    """The outcome document (``cache``: participants' summaries kept between requests, see
+    ``app.scores.outcome_summaries``; ``None`` computes every one)."""
+    members = cohort(session, study=study, principal=principal)
+    with_day0 = [m for m in members if m.day0_date is not None]
+    found = participant_summaries(session, with_day0, protocol, cache)
     today = utcnow().date()
     instruments: dict[str, Any] = {}
     per_instrument: dict[str, list[ParticipantOutcome]] = {}
     for instrument in INSTRUMENTS:
-        settings = trends.settings_for(instrument, protocol.efficacy, protocol.baseline)
         outcomes = []
-        for p in with_day0:
-            assert p.day0_date is not None
-            points = series.get((p.id, instrument), [])
-            trend = trends.compute_trend(
-                instrument, points, p.day0_date, settings, rolling_mean_days=None
-            )
-            visits = trends.visit_values(
-                points, _visit_targets(protocol, p.day0_date), baseline_value=trend.baseline_value
-            )
-            outcomes.append(ParticipantOutcome(p.id, trend, visits, _censor_day(p, trend, today)))
+        for m in with_day0:
+            outcome = found[m.id][instrument]
+            censor = _censor_day(m, outcome.last_value_date, today)
+            outcomes.append(ParticipantOutcome(m.id, outcome, censor))
         per_instrument[instrument] = outcomes
         instruments[instrument] = _instrument_table(instrument, outcomes, protocol)
-    mg_adl = per_instrument["mg_adl"]
+    mg_adl = [o for o in per_instrument["mg_adl"] if o.outcome.baseline_value is not None]
     document = {
         "study_id": str(study.id),
-        "participants": len(participants),
+        "participants": len(members),
         "participants_with_day0": len(with_day0),
         "generated_at": utcnow().isoformat(),
         "instruments": instruments,
-        "time_to_mse": _km(
-            [
-                (o.trend.first_mse_day, o.censor_day)
-                for o in mg_adl
-                if o.trend.baseline_value is not None
-            ]
-        ),
+        "time_to_mse": _km([(o.outcome.first_mse_day, o.censor_day) for o in mg_adl]),
         "time_to_first_mg_adl_improvement": _km(
-            [
-                (o.trend.first_improvement_day, o.censor_day)
-                for o in mg_adl
-                if o.trend.baseline_value is not None
-            ]
+            [(o.outcome.first_improvement_day, o.censor_day) for o in mg_adl]
         ),
-        "without_worsening": _proportion(
-            [not o.trend.worsening_dates for o in mg_adl if o.trend.baseline_value is not None]
-        ),
-        "without_relapse": _without_relapse(mg_adl, protocol),
+        "without_worsening": _proportion([not o.outcome.worsened for o in mg_adl]),
+        "without_relapse": _without_relapse(per_instrument["mg_adl"], protocol),
         "corticosteroid_reduction": _corticosteroid_reduction(session, with_day0, protocol),
         "notes": [
             "Change = value - baseline (negative is better); 95 % CI of the mean uses Student's "
@@ -262,28 +310,16 @@ def _without_relapse(
     mg_adl: Sequence[ParticipantOutcome], protocol: ProtocolDefinition
 ) -> dict[str, Any]:
     """Proportion without relapse, overall and per visit (rules: ``app.scores.proportions``)."""
-    rule = protocol.efficacy.relapse
-    settings = proportions.RelapseSettings(
-        improvement_delta=protocol.efficacy.mg_adl_improvement_delta,
-        kind=rule.kind,
-        rise_delta=rule.rise_delta,
-        confirmations=rule.confirmations,
-    )
+    none = proportions.RelapseStatus(None, None)
     per_participant = [
-        (
-            proportions.relapse_status(
-                o.trend.points, o.trend.day0, o.trend.baseline_value, settings
-            ),
-            [v.date for v in o.visit_values],
-        )
-        for o in mg_adl
+        (o.outcome.relapse or none, [v.date for v in o.outcome.visit_values]) for o in mg_adl
     ]
     return proportions.without_relapse_table(
-        per_participant, protocol.visits.visit_days(), settings
+        per_participant, protocol.visits.visit_days(), summaries.relapse_settings(protocol)
     )
 
 
-def _observed_until(participant: Participant, protocol: ProtocolDefinition) -> dt.date:
+def _observed_until(participant: Member, protocol: ProtocolDefinition) -> dt.date:
     """Last participant-local day of observation: today, withdrawal or end of follow-up."""
     assert participant.day0_date is not None
     zone = ZoneInfo(participant.time_zone)
@@ -297,7 +333,7 @@ def _observed_until(participant: Participant, protocol: ProtocolDefinition) -> d
 
 
 def _corticosteroid_reduction(
-    session: Session, participants: Sequence[Participant], protocol: ProtocolDefinition
+    session: Session, participants: Sequence[Member], protocol: ProtocolDefinition
 ) -> dict[str, Any]:
     """Proportion with corticosteroid dose reduction, overall and per visit; every
     participant's regimen is read with one query (rules: ``app.scores.proportions``)."""
@@ -367,13 +403,9 @@ def _instrument_table(
     delta = getattr(protocol.efficacy, field) if field else None
     rows = []
     for index, offset in enumerate(protocol.visits.visit_days()):
-        changes = [o.visit_values[index].change_from_baseline for o in outcomes]
-        present = [c for c in changes if c is not None]
-        percents = [
-            o.visit_values[index].percent_change
-            for o in outcomes
-            if o.visit_values[index].percent_change is not None
-        ]
+        visits = [o.outcome.visit_values[index] for o in outcomes]
+        present = [v.change_from_baseline for v in visits if v.change_from_baseline is not None]
+        percents = [v.percent_change for v in visits if v.percent_change is not None]
         summary = stats.summarize(present)
         responders = sum(1 for c in present if delta is not None and c <= -delta)
         rows.append(
@@ -399,7 +431,7 @@ def _instrument_table(
         "instrument": instrument,
         "improvement_delta": delta,
         "participants_with_baseline": sum(
-            1 for o in outcomes if o.trend.baseline_value is not None
+            1 for o in outcomes if o.outcome.baseline_value is not None
         ),
         "time_points": rows,
     }

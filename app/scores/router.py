@@ -20,6 +20,8 @@ from app.participants.models import Participant
 from app.safety import service as safety_service
 from app.scores import clinic, outcomes, overview, trend_service
 from app.scores import picture as picture_service
+from app.scores.deps import SummaryCacheDep
+from app.scores.outcome_summaries import SummaryCache
 from app.scores.overview import ParticipantRow
 from app.scores.schemas import (
     Analyte,
@@ -235,22 +237,28 @@ CSV: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _outcomes(session: Session, staff: StaffPrincipal, study_id: uuid.UUID) -> dict[str, Any]:
+def _outcomes(
+    session: Session, staff: StaffPrincipal, study_id: uuid.UUID, cache: SummaryCache
+) -> dict[str, Any]:
     study = studies_service.get_study_for(
         session, principal=staff, study_id=study_id, permission="participant.read"
     )
     protocol = studies_service.protocol_definition(
         studies_service.current_protocol(session, study=study)
     )
-    return outcomes.study_outcomes(session, study=study, protocol=protocol, principal=staff)
+    return outcomes.study_outcomes(
+        session, study=study, protocol=protocol, principal=staff, cache=cache
+    )
 
 
 @portal_router.get(
     "/studies/{study_id}/outcomes.csv", response_class=Response, responses={**CSV, **errors(404)}
 )
-def study_outcomes_csv(session: SessionDep, staff: CurrentStaff, study_id: uuid.UUID) -> Response:
+def study_outcomes_csv(
+    session: SessionDep, staff: CurrentStaff, study_id: uuid.UUID, cache: SummaryCacheDep
+) -> Response:
     """The per-instrument, per-visit outcome table as CSV."""
-    document = _outcomes(session, staff, study_id)
+    document = _outcomes(session, staff, study_id, cache)
     return Response(
         outcomes.outcomes_csv(document),
         media_type="text/csv",
@@ -259,7 +267,9 @@ def study_outcomes_csv(session: SessionDep, staff: CurrentStaff, study_id: uuid.
 
 
 @portal_router.get("/studies/{study_id}/outcomes", responses=errors(404))
-def study_outcomes(session: SessionDep, staff: CurrentStaff, study_id: uuid.UUID) -> dict[str, Any]:
+def study_outcomes(
+    session: SessionDep, staff: CurrentStaff, study_id: uuid.UUID, cache: SummaryCacheDep
+) -> dict[str, Any]:
     """The registered outcome measures across the caller's participants in the study.
 
     Per instrument and scheduled visit: n, mean and median change from baseline with SD and
@@ -272,7 +282,7 @@ def study_outcomes(session: SessionDep, staff: CurrentStaff, study_id: uuid.UUID
     proportion; and `adverse_events`, the adverse-event incidence summary by CTCAE term and
     maximum grade (as `GET /studies/{study_id}/adverse-events/summary`).
     """
-    return _outcomes(session, staff, study_id)
+    return _outcomes(session, staff, study_id, cache)
 
 
 # --- participant overview -----------------------------------------------------------------
