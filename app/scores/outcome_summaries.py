@@ -103,29 +103,49 @@ def summarise(
     points: Sequence[trends.Point],
     day0: dt.date,
     protocol: ProtocolDefinition,
+    *,
+    targets: Sequence[trends.VisitTarget] | None = None,
 ) -> InstrumentOutcome:
-    """The figures of one instrument's series (pure; the rules are ``trends.compute_trend``,
-    ``trends.visit_values`` and, for MG-ADL, ``proportions.relapse_status``)."""
+    """The figures of one instrument's series (pure). The rules are those of the trend
+    endpoint, called one by one: ``trends.baseline``, ``first_improvement``, ``first_mse``,
+    ``worsening_runs`` and ``visit_values``, and ``proportions.relapse_status`` for MG-ADL, on
+    the series in ``trends.sort_points`` order - what ``trends.compute_trend`` composes,
+    without the per-point changes and the sustained events the outcomes do not report
+    (tests/scores/test_outcome_summaries.py checks both give the same figures).
+
+    ``targets``: ``visit_targets(protocol, day0)``, when the caller has them already."""
     settings = trends.settings_for(instrument, protocol.efficacy, protocol.baseline)
-    trend = trends.compute_trend(instrument, points, day0, settings, rolling_mean_days=None)
-    visits = trends.visit_values(
-        points, visit_targets(protocol, day0), baseline_value=trend.baseline_value
-    )
-    last = max((p.date for p in trend.points if p.date > day0), default=None)
+    series = trends.sort_points(points)
+    base, _ = trends.baseline(series, day0, settings)
+    after = [p for p in series if p.date > day0]
+    improvement = mse = None
+    worsened = False
+    if settings.mse_max is not None:
+        mse = trends.first_mse(after, settings.mse_max)
+    if base is not None:
+        if settings.improvement_delta is not None:
+            improvement = trends.first_improvement(after, base, settings.improvement_delta)
+        if settings.worsening_delta is not None:
+            worsened = bool(
+                trends.worsening_runs(
+                    after, base, settings.worsening_delta, settings.worsening_confirmations
+                )
+            )
+    if targets is None:
+        targets = visit_targets(protocol, day0)
+    visits = trends.visit_values(series, targets, baseline_value=base)
     relapse = (
-        proportions.relapse_status(
-            trend.points, day0, trend.baseline_value, relapse_settings(protocol)
-        )
+        proportions.relapse_status(series, day0, base, relapse_settings(protocol))
         if instrument == "mg_adl"
         else None
     )
     return InstrumentOutcome(
-        baseline_value=trend.baseline_value,
+        baseline_value=base,
         visit_values=tuple(visits),
-        first_improvement_day=trend.first_improvement_day,
-        first_mse_day=trend.first_mse_day,
-        worsened=bool(trend.worsening_dates),
-        last_value_date=last,
+        first_improvement_day=None if improvement is None else (improvement - day0).days,
+        first_mse_day=None if mse is None else (mse - day0).days,
+        worsened=worsened,
+        last_value_date=after[-1].date if after else None,
         relapse=relapse,
     )
 

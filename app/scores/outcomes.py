@@ -234,9 +234,14 @@ def participant_summaries(
         series = participant_series(session, [m.id for m, _ in stale])
         for m, inputs in stale:
             assert m.day0_date is not None
+            targets = summaries.visit_targets(protocol, m.day0_date)
             summary = {
                 instrument: summaries.summarise(
-                    instrument, series.get((m.id, instrument), []), m.day0_date, protocol
+                    instrument,
+                    series.get((m.id, instrument), []),
+                    m.day0_date,
+                    protocol,
+                    targets=targets,
                 )
                 for instrument in INSTRUMENTS
             }

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.scores import outcome_summaries as summaries
+from app.scores import proportions, trends
+from app.scores.trends import Point
 from app.studies.builtin import BLINATUMOMAB_NCT06836973
 from app.studies.protocol import ProtocolDefinition
 
@@ -67,8 +71,6 @@ def test_the_rules_key_follows_the_settings_the_summaries_use() -> None:
 def test_summarise_gives_the_trend_rules_figures() -> None:
     """The published-style series of the trend tests (issue 4): weekly MG-ADL 8, 6, 5, 1 from a
     baseline of 8: improvement at week 1 (day 7), MSE at week 3 (day 21)."""
-    from app.scores.trends import Point
-
     points = [
         Point(date(2026, 1, 5), 8, "diary"),
         Point(date(2026, 1, 12), 6, "diary"),
@@ -83,3 +85,63 @@ def test_summarise_gives_the_trend_rules_figures() -> None:
     assert outcome.relapse is not None
     assert outcome.relapse.response_date == date(2026, 1, 12)
     assert summaries.summarise("qmg", points, DAY0, _protocol()).relapse is None
+
+
+def _via_compute_trend(
+    instrument: str, points: list[Point], day0: date, protocol: ProtocolDefinition
+) -> summaries.InstrumentOutcome:
+    """The figures as the outcomes took them from the full trend before the summaries."""
+    settings = trends.settings_for(instrument, protocol.efficacy, protocol.baseline)
+    trend = trends.compute_trend(instrument, points, day0, settings, rolling_mean_days=None)
+    visits = trends.visit_values(
+        points, summaries.visit_targets(protocol, day0), baseline_value=trend.baseline_value
+    )
+    return summaries.InstrumentOutcome(
+        baseline_value=trend.baseline_value,
+        visit_values=tuple(visits),
+        first_improvement_day=trend.first_improvement_day,
+        first_mse_day=trend.first_mse_day,
+        worsened=bool(trend.worsening_dates),
+        last_value_date=max((p.date for p in trend.points if p.date > day0), default=None),
+        relapse=proportions.relapse_status(
+            trend.points, day0, trend.baseline_value, summaries.relapse_settings(protocol)
+        )
+        if instrument == "mg_adl"
+        else None,
+    )
+
+
+_POINTS = st.lists(
+    st.tuples(
+        st.integers(min_value=-40, max_value=200),
+        st.integers(min_value=0, max_value=24),
+        st.sampled_from(["diary", "clinic"]),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    raw=_POINTS,
+    instrument=st.sampled_from(["mg_adl", "qmg", "mgc", "mg_qol15r", "mg_qol15"]),
+    baseline_kind=st.sampled_from(["last_on_or_before_day0", "mean_of_screening"]),
+    relapse_kind=st.sampled_from(["loss_of_improvement", "rise_from_nadir"]),
+)
+def test_summarise_equals_the_full_trend_composition(
+    raw: list[tuple[int, int, str]], instrument: str, baseline_kind: str, relapse_kind: str
+) -> None:
+    """Property: for any series (same-date values, clinic and diary mixed, unsorted), the
+    summary gives exactly the figures of ``compute_trend`` + ``visit_values`` +
+    ``relapse_status``, under either baseline rule and relapse rule."""
+    data = dict(BLINATUMOMAB_NCT06836973)
+    data["baseline"] = {"kind": baseline_kind}
+    data["efficacy"] = {
+        **data["efficacy"],  # type: ignore[dict-item]
+        "relapse": {"kind": relapse_kind},
+    }
+    protocol = ProtocolDefinition.model_validate(data)
+    points = [Point(DAY0 + timedelta(days=day), float(v), src) for day, v, src in raw]  # type: ignore[arg-type]
+    assert summaries.summarise(instrument, points, DAY0, protocol) == _via_compute_trend(
+        instrument, points, DAY0, protocol
+    )
