@@ -102,12 +102,14 @@ def _groups(
 @cache
 def _multi_sql(shape: tuple[tuple[Insert, int], ...]) -> str:
     statements = []
-    for n, (insert, count) in enumerate(shape):
-        rows = ", ".join(
-            "(" + ", ".join(f"%(p{n}_{r}_{c})s" for c in range(len(insert.keys))) + ")"
-            for r in range(count)
-        )
-        statements.append(f"{insert.head} VALUES {rows}")
+    position = 0
+    for insert, count in shape:
+        rows = []
+        for _ in range(count):
+            width = len(insert.keys)
+            rows.append("(" + ", ".join(f"${position + c + 1}" for c in range(width)) + ")")
+            position += width
+        statements.append(f"{insert.head} VALUES {', '.join(rows)}")
     *ctes, last = statements
     if not ctes:
         return last
@@ -116,20 +118,23 @@ def _multi_sql(shape: tuple[tuple[Insert, int], ...]) -> str:
 
 def multi_insert(
     parts: Sequence[tuple[sa.Table, Sequence[dict[str, Any]]]],
-) -> tuple[str, dict[str, Any]] | None:
+) -> tuple[str, list[Any]] | None:
     """All the rows, of several tables, as ONE statement (data-modifying CTEs): atomic on its
     own, so on an autocommit connection it needs no BEGIN or COMMIT. Foreign keys are checked
     at the end of the statement, so parents and children may go in together. For a few rows
-    (a single entry); many go in with COPY. None when there is nothing to insert."""
+    (a single entry); many go in with COPY. None when there is nothing to insert.
+
+    The statement uses PostgreSQL's own ``$n`` placeholders, for a ``psycopg.AsyncRawCursor``:
+    psycopg parses ``%s``-style queries of more than 50 parameters on every execution (its
+    cache skips them), and an entry's rows have 60-90."""
     groups = _groups(parts)
     if not groups:
         return None
-    params: dict[str, Any] = {}
-    for n, (insert, rows) in enumerate(groups):
-        for r, row in enumerate(rows):
+    params: list[Any] = []
+    for insert, rows in groups:
+        for row in rows:
             values = insert.params(row)
-            for c, key in enumerate(insert.keys):
-                params[f"p{n}_{r}_{c}"] = values[key]
+            params.extend(values[key] for key in insert.keys)
     return _multi_sql(tuple((insert, len(rows)) for insert, rows in groups)), params
 
 

@@ -96,6 +96,8 @@ POOL_TIMEOUT_UNREACHABLE_SECONDS = 2.0
 POOL_RECONNECT_SECONDS = 5.0
 #: Above this many rows a request's inserts go in with COPY (PostgreSQL).
 COPY_FROM_ROWS = 64
+#: Up to this many rows, an entry with follow-ups is written in a pipeline (two round trips).
+FOLLOWUP_PIPELINE_ROWS = 16
 Existing = dict[uuid.UUID, tuple[DiaryEntry, DiaryEntryVersion]]
 
 FAULT_POINTS = ("before_commit", "after_commit")
@@ -151,6 +153,10 @@ class Decision:
     idempotency_delete: uuid.UUID | None = None
     #: Work of higher domains (the safety rules) for the same transaction (app/core/followups.py).
     followups: list[followups.Followup] = field(default_factory=list)
+
+
+def _rows(decision: Decision) -> int:
+    return sum(len(rows) for _, rows in decision.rows)
 
 
 def request_hash(raw: dict[str, Any]) -> str:
@@ -549,14 +555,19 @@ class PostgresCapture:
         With follow-ups (the safety rules found something to look at): one transaction that
         first takes the participant's advisory lock, then runs the follow-ups' reads in one
         pipeline, then writes the entries and what the follow-ups decided, and their updates."""
-        if decision.followups:
+        if decision.followups and _rows(decision) <= FOLLOWUP_PIPELINE_ROWS:
+            # A single entry: BEGIN, the lock and the reads go in one round trip (the inner
+            # pipeline's sync), the rows, the updates and COMMIT in a second one.
+            async with conn.pipeline(), conn.transaction():
+                extra = await self._followups(conn, decision.followups)
+                await self._insert(conn, decision, extra.parts, copy=False)
+                await self._updates(conn, extra.updates)
+                _fault("before_commit", decision)
+        elif decision.followups:
             async with conn.transaction():
                 extra = await self._followups(conn, decision.followups)
                 await self._insert(conn, decision, extra.parts)
-                async with conn.cursor() as cursor:
-                    for update in extra.updates:
-                        statement = update.statements["postgresql"]
-                        await cursor.execute(statement.sql, statement.params(update.params))
+                await self._updates(conn, extra.updates)
                 _fault("before_commit", decision)
         else:
             # Autocommit: the one INSERT (or the COPY transaction) is the commit.
@@ -585,12 +596,22 @@ class PostgresCapture:
             total.updates += write.updates
         return total
 
+    async def _updates(self, conn: AsyncConnection[Any], updates: list[followups.Update]) -> None:
+        async with conn.cursor() as cursor:
+            for update in updates:
+                statement = update.statements["postgresql"]
+                await cursor.execute(statement.sql, statement.params(update.params))
+
     async def _insert(
         self,
         conn: AsyncConnection[Any],
         decision: Decision,
         extra: list[tuple[sa.Table, list[dict[str, Any]]]],
+        *,
+        copy: bool = True,
     ) -> None:
+        """``copy=False``: one multi-row INSERT whatever the count (COPY cannot run in a
+        pipeline)."""
         parts = list(decision.rows)
         if decision.idempotency_insert is not None:
             parts.append((_IDEMPOTENCY_TABLE, [decision.idempotency_insert]))
@@ -602,10 +623,11 @@ class PostgresCapture:
                 await cursor.execute(
                     "DELETE FROM idempotency_record WHERE id = %s", (decision.idempotency_delete,)
                 )
-            if sum(len(rows) for _, rows in parts) <= COPY_FROM_ROWS:
+            if not copy or sum(len(rows) for _, rows in parts) <= COPY_FROM_ROWS:
                 statement = rawsql.multi_insert(parts)
                 if statement is not None:
-                    await cursor.execute(*statement)
+                    async with psycopg.AsyncRawCursor(conn) as raw:
+                        await raw.execute(*statement)
                 return
             async with conn.transaction():
                 for table, rows in parts:
