@@ -57,23 +57,57 @@ def _days_before(dialect: str, day: Any, days: int) -> Any:
 
 
 def _row_points(
-    session: Session, participant_ids: list[uuid.UUID], windows: dict[uuid.UUID, Window]
+    session: Session,
+    participant_ids: list[uuid.UUID],
+    windows: dict[uuid.UUID, Window],
+    last_only: set[uuid.UUID],
 ) -> dict[uuid.UUID, list[trends.Point]]:
-    """Per participant, the MG-ADL values (diary, then clinic, each in series order) dated
-    inside their baseline window or on the newest date of that source.
+    """Per participant, the MG-ADL values (diary, then clinic, each in series order) that the
+    row's figures depend on: those dated inside their baseline window, or for the participants
+    in ``last_only`` (baseline rule ``last_on_or_before_day0``) only those on the window's last
+    diary date; and those on the newest date of each source.
 
     A subsequence of the whole series (``app.scores.outcomes.participant_series``) that holds
     the series' last value and every value the baseline rule looks at, so ``trends.baseline``
-    and the last of ``trends.sort_points`` give what they give on the whole series. Per source
-    two index-driven queries: the window's values, then the newest date's values (left out
-    when that date is inside the window: they came with it).
+    and the last of ``trends.sort_points`` give what they give on the whole series. The diary's
+    "values on the last date (in the window)" are found per participant with an index lookup
+    of that date (a correlated ``max`` over the ``(participant, kind, date)`` index) and then
+    the entries on it: a few rows each instead of the window's range (docs/performance.md).
+    The newest date's values are left out when that date is inside the window: they came with
+    it.
     """
     points: dict[uuid.UUID, list[trends.Point]] = defaultdict(list)
     if not participant_ids:
         return points
     connection = session.connection()
+    dialect = connection.dialect.name
+    day0 = col(Participant.day0_date)
     diary_pid, diary_date = col(DiaryEntry.participant_id), col(DiaryEntry.diary_date)
     diary_scope = sa.and_(diary_pid.in_(participant_ids), col(DiaryEntry.kind) == "mg_adl")
+    diary_values = (
+        sa.select(diary_pid, diary_date, col(MgAdlResponse.total))
+        .join(DiaryEntryVersion, is_current_version())
+        .join(MgAdlResponse, col(MgAdlResponse.version_id) == DiaryEntryVersion.id)
+        .join(Participant, col(Participant.id) == diary_pid)
+        .where(diary_scope)
+        .order_by(diary_date, col(DiaryEntry.recorded_at))
+    )
+    inner = sa.orm.aliased(DiaryEntry)
+
+    def last_diary_date(*conditions: Any) -> Any:
+        # Every entry's current version has its scored row, so the date needs only the
+        # entries (their (participant, kind, date) index).
+        return (
+            sa.select(sa.func.max(inner.diary_date))
+            .where(
+                col(inner.participant_id) == col(Participant.id),
+                col(inner.kind) == "mg_adl",
+                *conditions,
+            )
+            .correlate(Participant)
+            .scalar_subquery()
+        )
+
     clinic_pid = col(ClinicAssessment.participant_id)
     assessed_date = col(ClinicAssessmentVersion.assessed_date)
 
@@ -87,51 +121,48 @@ def _row_points(
             col(ClinicAssessmentVersion.version) == col(ClinicAssessment.current_version),
         )
 
-    sources: tuple[tuple[trends.Source, Any, Any, Any, Any], ...] = (
-        (
-            "diary",
-            diary_pid,
-            diary_date,
-            # Every entry's current version has its scored row, so the newest date needs only
-            # the entries (their (participant, kind, date) index).
-            sa.select(diary_pid, sa.func.max(diary_date)).where(diary_scope),
-            sa.select(diary_pid, diary_date, col(MgAdlResponse.total))
-            .join(DiaryEntryVersion, is_current_version())
-            .join(MgAdlResponse, col(MgAdlResponse.version_id) == DiaryEntryVersion.id)
-            .where(diary_scope)
-            .order_by(diary_date, col(DiaryEntry.recorded_at)),
-        ),
-        (
-            "clinic",
-            clinic_pid,
-            assessed_date,
-            clinic(sa.select(clinic_pid, sa.func.max(assessed_date))),
-            clinic(
-                sa.select(clinic_pid, assessed_date, col(ClinicAssessmentVersion.total))
-            ).order_by(col(ClinicAssessmentVersion.assessed_at)),
-        ),
-    )
+    clinic_values = clinic(
+        sa.select(clinic_pid, assessed_date, col(ClinicAssessmentVersion.total))
+    ).order_by(col(ClinicAssessmentVersion.assessed_at))
     # Baseline windows: [day 0 - lookback, day 0], the lookback per protocol version; as a
-    # join to the participant (an index range scan each), one query per distinct lookback.
-    lookbacks: dict[int, list[uuid.UUID]] = defaultdict(list)
+    # join to the participant, one query per distinct (lookback, rule).
+    groups: dict[tuple[int, bool], list[uuid.UUID]] = defaultdict(list)
     for window_pid, (window_start, window_end) in windows.items():
-        lookbacks[(window_end - window_start).days].append(window_pid)
-    day0 = col(Participant.day0_date)
-    dialect = connection.dialect.name
-    for source, pid, day, newest, values in sources:
-        found: dict[uuid.UUID, list[trends.Point]] = defaultdict(list)
-        for lookback, ids in lookbacks.items():
-            in_window = values.join(Participant, col(Participant.id) == pid).where(
-                col(Participant.id).in_(ids),
-                day >= _days_before(dialect, day0, lookback),
-                day <= day0,
+        groups[((window_end - window_start).days, window_pid in last_only)].append(window_pid)
+    in_window_by_source: dict[trends.Source, list[Any]] = {"diary": [], "clinic": []}
+    for (lookback, last), ids in groups.items():
+        start = _days_before(dialect, day0, lookback)
+        diary = diary_values.where(col(Participant.id).in_(ids))
+        if last:
+            diary = diary.where(
+                diary_date
+                == last_diary_date(col(inner.diary_date) >= start, col(inner.diary_date) <= day0)
             )
+        else:
+            diary = diary.where(diary_date >= start, diary_date <= day0)
+        in_window_by_source["diary"].append(diary)
+        in_window_by_source["clinic"].append(
+            clinic_values.join(Participant, col(Participant.id) == clinic_pid).where(
+                col(Participant.id).in_(ids), assessed_date >= start, assessed_date <= day0
+            )
+        )
+    newest_clinic = clinic(sa.select(clinic_pid, sa.func.max(assessed_date))).group_by(clinic_pid)
+    on_newest: dict[trends.Source, Any] = {
+        "diary": diary_values.where(
+            col(Participant.id).in_(participant_ids), diary_date == last_diary_date()
+        ),
+        "clinic": clinic_values.where(
+            sa.tuple_(clinic_pid, assessed_date).in_(newest_clinic.correlate(None))
+        ),
+    }
+    for source in ("diary", "clinic"):
+        found: dict[uuid.UUID, list[trends.Point]] = defaultdict(list)
+        for in_window in in_window_by_source[source]:
             for p, d, t in connection.execute(in_window):
                 found[p].append(trends.shared_point(d, t, source))
-        on_newest = values.where(sa.tuple_(pid, day).in_(newest.group_by(pid).correlate(None)))
-        for p, d, t in connection.execute(on_newest):
-            start, end = windows.get(p, (None, None))
-            if start is None or end is None or not start <= d <= end:
+        for p, d, t in connection.execute(on_newest[source]):
+            start_date, end_date = windows.get(p, (None, None))
+            if start_date is None or end_date is None or not start_date <= d <= end_date:
                 found[p].append(trends.shared_point(d, t, source))
         for p, found_points in found.items():
             points[p].extend(found_points)
@@ -156,7 +187,10 @@ def participant_rows(
         for p in participants
         if p.day0_date is not None
     }
-    series = _row_points(session, [p.id for p in participants], windows)
+    last_only = {
+        p.id for p in participants if settings[p.id].baseline_kind == "last_on_or_before_day0"
+    }
+    series = _row_points(session, [p.id for p in participants], windows, last_only)
     adherence = diary_queries.adherence_many(session, participants)
     rows = []
     for p in participants:

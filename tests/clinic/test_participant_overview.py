@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
@@ -69,12 +71,16 @@ def test_rows_with_latest_value_change_and_adherence(
     assert len(statements) == per_page
 
 
-def test_rows_agree_with_the_whole_series(client: TestClient, session: Session) -> None:
-    """A row reads only the baseline window and the newest date (docs/performance.md, issue 4);
-    its latest value and baseline must be what the participant's whole trend gives: diary and
-    clinic values, same-date values (the clinic one last), values outside the window, and series
-    that end before or inside the window."""
-    study, sites = create_study(session)
+@pytest.mark.parametrize("baseline_kind", ["last_on_or_before_day0", "mean_of_screening"])
+def test_rows_agree_with_the_whole_series(
+    client: TestClient, session: Session, baseline_kind: str
+) -> None:
+    """A row reads only the baseline window (for the default rule only its last diary date) and
+    the newest date (docs/performance.md, issue 4); its latest value and baseline must be what
+    the participant's whole trend gives, under either baseline rule: diary and clinic values,
+    same-date values (the clinic one last; two diary values on the window's last date),
+    values outside the window, and series that end before or inside the window."""
+    study, sites = create_study(session, baseline={"kind": baseline_kind})
     investigator = bearer(staff_token(session, role="investigator", study=study, site=sites["X"]))
     cases = {
         # subject: (diary (date, total), clinic (date, total))
@@ -85,6 +91,8 @@ def test_rows_agree_with_the_whole_series(client: TestClient, session: Session) 
         "C-2": ([("2025-11-01", 10), ("2025-11-02", 11)], []),  # ends before the window
         "C-3": ([("2025-12-20", 6), ("2026-01-02", 5)], [("2025-12-30", 9)]),  # ends inside it
         "C-4": ([], [("2026-01-03", 14), ("2026-03-01", 10)]),  # clinic only
+        # Two diary values on the window's last date (morning, then evening): the later counts.
+        "C-5": ([("2025-12-28", 12), ("2026-01-03", 9), ("2026-01-03T18", 7)], []),
     }
     ids = {}
     for subject, (entries, visits) in cases.items():
@@ -100,7 +108,7 @@ def test_rows_agree_with_the_whole_series(client: TestClient, session: Session) 
         if entries:
             response = client.post(
                 "/app/v1/diary/sync",
-                json={"entries": [diary(day, total) for day, total in entries]},
+                json={"entries": [_at(day, total) for day, total in entries]},
                 headers=bearer(participant_token(participant)),
             )
             assert response.status_code == 200, response.text
@@ -125,12 +133,23 @@ def test_rows_agree_with_the_whole_series(client: TestClient, session: Session) 
         last = body["points"][-1]
         row = rows[subject]
         assert (row["latest_mg_adl"], row["latest_mg_adl_date"]) == (last["value"], last["date"])
-        assert row["mg_adl_baseline"] == body["baseline_value"], subject
-        expected_change = (
-            None if body["baseline_value"] is None else last["value"] - body["baseline_value"]
-        )
+        base = body["baseline_value"]
+        # The row shows whole numbers (a mean baseline is rounded).
+        assert row["mg_adl_baseline"] == (None if base is None else round(base)), subject
+        expected_change = None if base is None else round(last["value"] - base)
         assert row["mg_adl_change_from_baseline"] == expected_change, subject
-    assert (rows["C-1"]["latest_mg_adl"], rows["C-1"]["mg_adl_baseline"]) == (5, 7)
+    last = baseline_kind == "last_on_or_before_day0"
+    # C-1's window holds 9, 8 and 7 (clinic, last on day 0): the last is 7, the mean 8.
+    assert (rows["C-1"]["latest_mg_adl"], rows["C-1"]["mg_adl_baseline"]) == (5, 7 if last else 8)
     assert rows["C-2"]["mg_adl_baseline"] is None
-    assert (rows["C-3"]["latest_mg_adl"], rows["C-3"]["mg_adl_baseline"]) == (5, 5)
+    # C-3's window holds 6, 9 (clinic) and 5: the last is 5, the mean 6.67.
+    assert (rows["C-3"]["latest_mg_adl"], rows["C-3"]["mg_adl_baseline"]) == (5, 5 if last else 7)
     assert (rows["C-4"]["latest_mg_adl"], rows["C-4"]["mg_adl_baseline"]) == (10, 14)
+    assert rows["C-5"]["mg_adl_baseline"] == (7 if last else round((12 + 9 + 7) / 3))
+
+
+def _at(day: str, total: int) -> dict[str, Any]:
+    """A diary MG-ADL on ``day`` (``YYYY-MM-DD``, 09:00) or at ``YYYY-MM-DDTHH``."""
+    if "T" not in day:
+        return diary(day, total)
+    return {**diary(day[:10], total), "recorded_at": f"{day}:00:00+01:00"}
