@@ -98,6 +98,7 @@ POOL_RECONNECT_SECONDS = 5.0
 COPY_FROM_ROWS = 64
 #: Up to this many rows, an entry with follow-ups is written in a pipeline (two round trips).
 FOLLOWUP_PIPELINE_ROWS = 16
+_IDLE = psycopg.pq.TransactionStatus.IDLE
 Existing = dict[uuid.UUID, tuple[DiaryEntry, DiaryEntryVersion]]
 
 FAULT_POINTS = ("before_commit", "after_commit")
@@ -556,13 +557,7 @@ class PostgresCapture:
         first takes the participant's advisory lock, then runs the follow-ups' reads in one
         pipeline, then writes the entries and what the follow-ups decided, and their updates."""
         if decision.followups and _rows(decision) <= FOLLOWUP_PIPELINE_ROWS:
-            # A single entry: BEGIN, the lock and the reads go in one round trip (the inner
-            # pipeline's sync), the rows, the updates and COMMIT in a second one.
-            async with conn.pipeline(), conn.transaction():
-                extra = await self._followups(conn, decision.followups)
-                await self._insert(conn, decision, extra.parts, copy=False)
-                await self._updates(conn, extra.updates)
-                _fault("before_commit", decision)
+            await self._pipelined(conn, decision)
         elif decision.followups:
             async with conn.transaction():
                 extra = await self._followups(conn, decision.followups)
@@ -575,18 +570,45 @@ class PostgresCapture:
             await self._insert(conn, decision, [])
         _fault("after_commit", decision)
 
+    async def _pipelined(self, conn: AsyncConnection[Any], decision: Decision) -> None:
+        """A single entry with follow-ups in two round trips: BEGIN, the advisory lock and the
+        reads (their results fetched with a flush), then the rows, the updates and COMMIT
+        (the pipeline's sync). BEGIN and COMMIT are sent by hand on the autocommit
+        connection: psycopg's ``transaction()`` inside a pipeline syncs after BEGIN and around
+        its block (five round trips). On any error the transaction is rolled back here; the
+        error itself (a unique violation: 409) propagates with its own type."""
+        try:
+            async with conn.pipeline():
+                await conn.execute("BEGIN")
+                extra = await self._followups(conn, decision.followups, own_pipeline=False)
+                await self._insert(conn, decision, extra.parts, copy=False)
+                await self._updates(conn, extra.updates)
+                _fault("before_commit", decision)
+                await conn.execute("COMMIT")
+        except BaseException:
+            if not conn.closed and conn.info.transaction_status != _IDLE:
+                try:
+                    await conn.rollback()
+                except psycopg.Error:
+                    logger.warning("rollback after a failed pipelined write failed", exc_info=True)
+            raise
+
     async def _followups(
-        self, conn: AsyncConnection[Any], pending: list[followups.Followup]
+        self,
+        conn: AsyncConnection[Any],
+        pending: list[followups.Followup],
+        *,
+        own_pipeline: bool = True,
     ) -> followups.Write:
+        """Each follow-up's lock and reads, sent together (in a pipeline of their own, or
+        queued in the caller's with ``own_pipeline=False``), then its ``finish``."""
         total = followups.Write()
         for followup in pending:
-            async with conn.pipeline():
-                # The lock first: the server runs the pipeline's statements in order.
-                await conn.execute(followups.PG_LOCK_SQL, (followups.lock_key(followup.lock),))
-                cursors = [
-                    await read.queries["postgresql"].send(conn, read.params)
-                    for read in followup.reads
-                ]
+            if own_pipeline:
+                async with conn.pipeline():
+                    cursors = await self._send_reads(conn, followup)
+            else:
+                cursors = await self._send_reads(conn, followup)
             results = []
             for read, cursor in zip(followup.reads, cursors, strict=True):
                 query = read.queries["postgresql"]
@@ -595,6 +617,13 @@ class PostgresCapture:
             total.parts += write.parts
             total.updates += write.updates
         return total
+
+    async def _send_reads(
+        self, conn: AsyncConnection[Any], followup: followups.Followup
+    ) -> list[Any]:
+        # The lock first: the server runs the pipeline's statements in order.
+        await conn.execute(followups.PG_LOCK_SQL, (followups.lock_key(followup.lock),))
+        return [await read.queries["postgresql"].send(conn, read.params) for read in followup.reads]
 
     async def _updates(self, conn: AsyncConnection[Any], updates: list[followups.Update]) -> None:
         async with conn.cursor() as cursor:
