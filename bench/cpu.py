@@ -9,7 +9,13 @@ event loop, one request at a time, and reports this process's CPU time per reque
 - ``GET /healthz``: the middleware and routing floor;
 - ``GET /app/v1/me``: plus participant authentication (token, one SELECT, a transaction);
 - ``POST /app/v1/diary/entries``: a single ``mg_adl`` or ``vitals`` entry; the same for a
-  study whose protocol switches every safety rule off; and fevers only (every one a finding).
+  study whose protocol switches every safety rule off; and fevers only (every one a finding);
+- ``POST /app/v1/diary/sync``: CPU per *entry* in batches of 50 and of 500 offline entries
+  (the sync benchmark's body: three days of them), and the ratio of the two. The batch path
+  should be linear in the batch size, so the ratio should stay near 1 (fixed per-request costs
+  spread over more entries make it a little lower); a ratio well above 1 means something in
+  it grows faster than the batch (it was 2.1 when the safety rules scanned every observation
+  of the batch for each entry's evidence window).
 
 Usage::
 
@@ -28,6 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -88,7 +95,7 @@ async def run(database_url: str, requests: int) -> dict[str, float]:
         async def post_entry(tokens: list[dict[str, str]]) -> httpx.Response:
             n = who()
             tail = random_entry_tail(rng, zones[n], datetime.now(UTC), max_age_s=3600)
-            body = b'{"id":"' + str(__import__("uuid").uuid4()).encode() + tail
+            body = b'{"id":"' + str(uuid.uuid4()).encode() + tail
             return await client.post(
                 "/app/v1/diary/entries",
                 content=body,
@@ -103,13 +110,32 @@ async def run(database_url: str, requests: int) -> dict[str, float]:
 
         async def fever() -> httpx.Response:
             n = who()
-            body = b'{"id":"' + str(__import__("uuid").uuid4()).encode()
+            body = b'{"id":"' + str(uuid.uuid4()).encode()
             body += fever_tail(rng, zones[n], datetime.now(UTC))
             return await client.post(
                 "/app/v1/diary/entries",
                 content=body,
                 headers={**headers[n], "Content-Type": "application/json"},
             )
+
+        def sync_batch(size: int) -> Any:
+            # One template per participant, new ids per request: every entry is created.
+            now = datetime.now(UTC)
+            tails = [
+                [random_entry_tail(rng, zone, now, max_age_s=3 * 86_400) for _ in range(size)]
+                for zone in zones
+            ]
+
+            async def post() -> httpx.Response:
+                n = who()
+                parts = [b'{"id":"' + str(uuid.uuid4()).encode() + tail for tail in tails[n]]
+                return await client.post(
+                    "/app/v1/diary/sync",
+                    content=b'{"entries":[' + b",".join(parts) + b"]}",
+                    headers={**headers[n], "Content-Type": "application/json"},
+                )
+
+            return post
 
         for name, make, expect in (
             ("GET /healthz", healthz, {200}),
@@ -123,6 +149,20 @@ async def run(database_url: str, requests: int) -> dict[str, float]:
             results[name] = statistics.median(rounds)
             spread = ", ".join(f"{r:.0f}" for r in rounds)
             print(f"  {name:32s} {results[name]:8.0f} us CPU/request  (rounds: {spread})")
+        per_entry = {}
+        for size, batches in ((50, max(10, requests // 20)), (500, max(5, requests // 200))):
+            make = sync_batch(size)
+            await _measure(client, make, 5, {200})  # warm-up
+            rounds = [r / size for r in await _measure(client, make, batches, {200})]
+            name = f"POST /app/v1/diary/sync x{size}"
+            per_entry[size] = results[name] = statistics.median(rounds)
+            spread = ", ".join(f"{r:.0f}" for r in rounds)
+            print(f"  {name:32s} {results[name]:8.0f} us CPU/entry    (rounds: {spread})")
+        results["sync 500 / 50 per entry"] = per_entry[500] / per_entry[50]
+        print(
+            f"  sync per-entry CPU, 500-entry batch / 50-entry batch: "
+            f"{results['sync 500 / 50 per entry']:.2f} (linear: about 1)"
+        )
     return results
 
 

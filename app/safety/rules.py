@@ -29,7 +29,8 @@ Sources (instruments.md):
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -247,9 +248,60 @@ def _constitutional_evidence(obs: Observation, s: SafetySettings) -> list[dict[s
     return out
 
 
-def _near(obs: Observation, pool: Iterable[Observation], hours: int) -> list[Observation]:
-    span = timedelta(hours=hours)
-    return [o for o in pool if abs(o.at - obs.at) <= span]
+class _Pool:
+    """The stored and new observations, indexed by time: each question the rules ask of it
+    ("which are within the window of this one") is a binary search, not a scan, so a 500-entry
+    sync costs O(n log n) instead of O(n^2). Answers keep the pool's own order (stored ones
+    first, then the new ones in time order), the order evidence has always been listed in.
+    """
+
+    def __init__(self, items: list[Observation], s: SafetySettings) -> None:
+        self.items = items
+        self._s = s
+        order = sorted(range(len(items)), key=lambda i: items[i].at)
+        self._order = order
+        self._ats = [items[i].at for i in order]
+        fevers = [i for i in order if _fever(items[i], s)]
+        self._fever_order = fevers
+        self._fever_ats = [items[i].at for i in fevers]
+        self._temperature_ats = [items[i].at for i in order if items[i].temperature_c is not None]
+        self._constitutional: dict[int, list[dict[str, Any]]] = {}
+
+    def _between(self, start: datetime, end: datetime) -> list[int]:
+        """Pool positions with ``start <= at <= end``, in pool order."""
+        lo = bisect_left(self._ats, start)
+        hi = bisect_right(self._ats, end)
+        return sorted(self._order[lo:hi])
+
+    def near(self, obs: Observation, hours: int) -> list[int]:
+        span = timedelta(hours=hours)
+        return self._between(obs.at - span, obs.at + span)
+
+    def fevers_near(self, obs: Observation, hours: int) -> list[Observation]:
+        span = timedelta(hours=hours)
+        lo = bisect_left(self._fever_ats, obs.at - span)
+        hi = bisect_right(self._fever_ats, obs.at + span)
+        return [self.items[i] for i in sorted(self._fever_order[lo:hi])]
+
+    def any_temperature(self, start: datetime, end: datetime) -> bool:
+        lo = bisect_left(self._temperature_ats, start)
+        return lo < len(self._temperature_ats) and self._temperature_ats[lo] <= end
+
+    def before(self, start: datetime, end: datetime) -> list[Observation]:
+        """Observations with ``start <= at < end``."""
+        lo = bisect_left(self._ats, start)
+        hi = bisect_left(self._ats, end)
+        return [self.items[i] for i in self._order[lo:hi]]
+
+    def constitutional(self, positions: list[int]) -> list[dict[str, Any]]:
+        cache = self._constitutional
+        out: list[dict[str, Any]] = []
+        for i in positions:
+            found = cache.get(i)
+            if found is None:
+                found = cache[i] = _constitutional_evidence(self.items[i], self._s)
+            out += found
+        return out
 
 
 # --- the rules --------------------------------------------------------------------------------
@@ -261,7 +313,9 @@ class _Builder:
         self.ctx = ctx
         self.s = ctx.settings
         new_ids = {o.entry_id for o in self.new}
-        self.pool = [o for o in ctx.recent if o.entry_id not in new_ids] + self.new
+        self.pool = _Pool(
+            [o for o in ctx.recent if o.entry_id not in new_ids] + self.new, ctx.settings
+        )
         self.out = Evaluation()
         self._seen: set[tuple[str, frozenset[str]]] = set()
 
@@ -304,10 +358,19 @@ class _Builder:
 
     def crs(self, obs: Observation) -> None:
         s = self.s
-        near = _near(obs, self.pool, s.evidence_window_hours)
-        fevers = [o for o in near if _fever(o, s)]
-        constitutional = [e for o in near for e in _constitutional_evidence(o, s)]
-        if _fever(obs, s):
+        pool = self.pool
+        hours = s.evidence_window_hours
+        fevers = pool.fevers_near(obs, hours)
+        is_fever = _fever(obs, s)
+        # The constitutional evidence near ``obs``: only gathered for a finding that shows it.
+        gathered: list[list[dict[str, Any]]] = []
+
+        def constitutional() -> list[dict[str, Any]]:
+            if not gathered:
+                gathered.append(pool.constitutional(pool.near(obs, hours)))
+            return gathered[0]
+
+        if is_fever:
             # crs.fever: >= 38.0 C is at least possible ASTCT grade 1 (6.1 [C]); inside a
             # post-dose risk window it is high priority, outside routine (contract).
             self.finding(
@@ -315,7 +378,7 @@ class _Builder:
                 "crs",
                 "routine",
                 obs,
-                [_fever_evidence(obs), *constitutional],
+                [_fever_evidence(obs), *constitutional()],
                 dose_aware=True,
             )
         for rule_id, gather in (
@@ -326,30 +389,29 @@ class _Builder:
             # ``obs`` must take part: the fever or the other evidence is new.
             # The fever and the signs shown are those of one window: the new fever and the
             # signs near it, or the new sign and the fever nearest to it with its signs.
-            if not fevers or not (_fever(obs, s) or gather(obs, s)):
+            if not fevers or not (is_fever or gather(obs, s)):
                 continue
-            fever = obs if _fever(obs, s) else min(fevers, key=lambda o: abs(o.at - obs.at))
-            around = _near(fever, self.pool, s.evidence_window_hours)
-            signs = [e for o in around for e in gather(o, s)]
+            fever = obs if is_fever else min(fevers, key=lambda o: abs(o.at - obs.at))
+            around = pool.near(fever, hours)
+            signs = [e for i in around for e in gather(pool.items[i], s)]
             if signs:
                 self.finding(
                     rule_id,
                     "crs",
                     "urgent",
                     obs,
-                    [_fever_evidence(fever), *signs, *constitutional],
+                    [_fever_evidence(fever), *signs, *constitutional()],
                     key=signs,
                 )
         own = _constitutional_evidence(obs, s)
-        if own and not _fever(obs, s):
+        if own and not is_fever:
             # Constitutional features raise an open CRS signal's evidence, not its grade.
             self.finding("crs.constitutional", "crs", None, obs, own)
         fever_like = [(c, sev) for c, sev in obs.symptoms if SYMPTOMS[c].fever_like]
         if fever_like and s.mode_of("crs.temperature_prompt") != "off":
             start = obs.at - PROMPT_READING_BEFORE
-            end = obs.at + timedelta(hours=s.evidence_window_hours)
-            read = any(o.temperature_c is not None and start <= o.at <= end for o in self.pool)
-            if not read:
+            end = obs.at + timedelta(hours=hours)
+            if not pool.any_temperature(start, end):
                 self.out.prompts.append(
                     Prompt(
                         "crs.temperature_prompt",
@@ -362,13 +424,15 @@ class _Builder:
 
     def icans(self, obs: Observation) -> None:
         s = self.s
-        lookback = timedelta(days=s.new_symptom_lookback_days)
-        earlier = {
-            code
-            for o in self.pool
-            if obs.at - lookback <= o.at < obs.at and o.entry_id != obs.entry_id
-            for code in o.codes()
-        }
+        earlier: set[str] = set()
+        if any(c in NEW_ONLY_SYMPTOMS for c, _ in obs.symptoms):
+            lookback = timedelta(days=s.new_symptom_lookback_days)
+            earlier = {
+                code
+                for o in self.pool.before(obs.at - lookback, obs.at)
+                if o.entry_id != obs.entry_id
+                for code in o.codes()
+            }
         neuro = [
             _symptom(obs, c, sev)
             for c, sev in obs.symptoms
