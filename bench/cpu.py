@@ -14,8 +14,9 @@ event loop, one request at a time, and reports this process's CPU time per reque
   (the sync benchmark's body: three days of them), and the ratio of the two. The batch path
   should be linear in the batch size, so the ratio should stay near 1 (fixed per-request costs
   spread over more entries make it a little lower); a ratio well above 1 means something in
-  it grows faster than the batch (it was 2.1 when the safety rules scanned every observation
-  of the batch for each entry's evidence window).
+  it grows faster than the batch (it was 1.31 when the safety rules scanned every observation
+  of the batch for each entry's evidence window: 960 us per entry at 500, 735 at 50; 0.65
+  after, 364 and 561).
 
 Usage::
 
