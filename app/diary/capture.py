@@ -225,7 +225,8 @@ def decide_entry(
 ) -> Decision:
     participant = checked_participant(snapshot)
     now = utcnow()
-    digest = request_hash(raw)
+    # Only an Idempotency-Key request needs the body's digest (a JSON dump and a SHA-256).
+    digest = request_hash(raw) if key is not None else ""
     expired: uuid.UUID | None = None
     if key is not None and snapshot.idempotency is not None:
         replay = _replay(snapshot.idempotency, digest, now)
@@ -416,7 +417,7 @@ def _protocols(session: Session) -> Any:
 #: session family is revoked), each entry the request may repeat with its current version, and
 #: the Idempotency-Key record. One row per existing entry (or one row with NULLs).
 _PG_READ_ENTITIES = [
-    Participant,
+    rawsql.AsRow(Participant),
     activation.family_revoked_clause(sa.bindparam("family_id", type_=sa.Uuid())).label(
         "family_revoked"
     ),
