@@ -10,7 +10,7 @@ from app.audit import router as audit_router
 from app.auth.deps import get_current_staff, get_participant_principal
 from app.core import health
 from app.core.responses import AUTHENTICATED, errors
-from app.core.routing import StrictRoute
+from app.core.routing import add_routes
 from app.diary import router as diary_router
 from app.medications import router as medications_router
 from app.participants import router as participants_router
@@ -40,49 +40,55 @@ PUBLIC_PATHS = frozenset(
 OPERATOR_PATHS = frozenset({"/metrics"})
 
 
-def build_router() -> APIRouter:
-    root = APIRouter(route_class=StrictRoute)
-    root.include_router(health.router)
-    root.include_router(participants_router.auth_router, prefix=AUTH_PREFIX)
-    root.include_router(visits_router.public_router)
-    root.include_router(webhooks_router.metrics_router)
+def add_api_routes(target: APIRouter) -> None:
+    """Every API route, added to ``target`` (the app's own router) directly: one flat table
+    (app/core/routing.py ``add_routes``: nested ``include_router`` branches cost every request
+    a walk of the tree)."""
+    add_routes(target, health.router)
+    add_routes(target, participants_router.auth_router, prefix=AUTH_PREFIX)
+    add_routes(target, visits_router.public_router)
+    add_routes(target, webhooks_router.metrics_router)
 
-    app_api = APIRouter(
-        prefix=APP_PREFIX,
-        route_class=StrictRoute,
-        dependencies=[Depends(get_participant_principal)],
-        responses=AUTHENTICATED,
-    )
+    app_auth = [Depends(get_participant_principal)]
     # The diary write routes check the participant inside their own unit of work
     # (app/core/uow.py: one transaction, no thread hops); every other app route gets the
     # participant checked against the database before it runs.
-    app_api.include_router(diary_router.app_write_router)
-    checked = APIRouter(route_class=StrictRoute, dependencies=[Depends(get_current_participant)])
-    checked.include_router(participants_router.app_router)
-    checked.include_router(diary_router.app_router)
-    checked.include_router(medications_router.app_router)
-    checked.include_router(scores_router.app_router)
-    checked.include_router(visits_router.app_router)
-    checked.include_router(safety_router.app_router)
-    app_api.include_router(checked)
-    root.include_router(app_api)
-
-    portal_api = APIRouter(
-        prefix=PORTAL_PREFIX,
-        route_class=StrictRoute,
-        dependencies=[Depends(get_current_staff)],
-        responses={**AUTHENTICATED, **errors(400)},
+    add_routes(
+        target,
+        diary_router.app_write_router,
+        prefix=APP_PREFIX,
+        dependencies=app_auth,
+        responses=AUTHENTICATED,
     )
-    portal_api.include_router(studies_router.portal_router)
-    portal_api.include_router(participants_router.portal_router)
-    portal_api.include_router(diary_router.portal_router)
-    portal_api.include_router(medications_router.portal_router)
-    portal_api.include_router(scores_router.portal_router)
-    portal_api.include_router(safety_router.portal_router)
-    portal_api.include_router(ae_router.portal_router)
-    portal_api.include_router(visits_router.portal_router)
-    portal_api.include_router(audit_router.portal_router)
-    portal_api.include_router(alerts_router.portal_router)
-    portal_api.include_router(webhooks_router.portal_router)
-    root.include_router(portal_api)
-    return root
+    checked = [*app_auth, Depends(get_current_participant)]
+    for router in (
+        participants_router.app_router,
+        diary_router.app_router,
+        medications_router.app_router,
+        scores_router.app_router,
+        visits_router.app_router,
+        safety_router.app_router,
+    ):
+        add_routes(target, router, prefix=APP_PREFIX, dependencies=checked, responses=AUTHENTICATED)
+
+    portal_auth = [Depends(get_current_staff)]
+    for router in (
+        studies_router.portal_router,
+        participants_router.portal_router,
+        diary_router.portal_router,
+        medications_router.portal_router,
+        scores_router.portal_router,
+        safety_router.portal_router,
+        ae_router.portal_router,
+        visits_router.portal_router,
+        audit_router.portal_router,
+        alerts_router.portal_router,
+        webhooks_router.portal_router,
+    ):
+        add_routes(
+            target,
+            router,
+            prefix=PORTAL_PREFIX,
+            dependencies=portal_auth,
+            responses={**AUTHENTICATED, **errors(400)},
+        )

@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.engine import Engine
 
 from app import __version__, hooks
-from app.api import build_router
+from app.api import add_api_routes
 from app.auth.tokens import KeyRing
 from app.core.bodylimit import BodyLimitMiddleware
 from app.core.config import Settings, get_settings
@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.state.migration_heads = head_revisions()
     install_error_handlers(app)
-    app.include_router(build_router())
+    add_api_routes(app.router)
     # Inside CORS (a 413 still carries CORS headers) and inside the request id.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     if settings.cors_origins:
