@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     allow_sqlite_in_production: bool = False
     database_pool_size: int = Field(default=20, ge=1, le=200)
     database_statement_timeout_ms: int = Field(default=15_000, ge=0)
+    #: SQLite: how often a background thread checkpoints the write-ahead log into the database
+    #: file (the capture connection then never checkpoints inside a commit, on the event loop).
+    sqlite_checkpoint_interval_seconds: float = Field(default=1.0, gt=0, le=60)
 
     # Tokens we issue ourselves (HS256).
     jwt_secret: str = DEFAULT_JWT_SECRET
