@@ -256,7 +256,7 @@ def decide_entry(
         )
     else:
         assert result.entry is not None
-        body = queries.to_out(result.entry, ingestor.current_of(result)).model_dump(mode="json")
+        body = queries.entry_json(result.entry, ingestor.current_of(result))
         response = JSONResponse(body, status_code=201 if result.status == "created" else 200)
     rows = ingestor.staged()
     decision = Decision(
@@ -292,9 +292,7 @@ def decide_sync(
         entry = None
         if result.status in ("created", "duplicate"):
             assert result.entry is not None
-            entry = queries.to_out(result.entry, ingestor.current_of(result)).model_dump(
-                mode="json"
-            )
+            entry = queries.entry_json(result.entry, ingestor.current_of(result))
         # SyncResult's shape, as plain JSON values: building 500 response models and having
         # FastAPI validate them again cost a tenth of a batch's CPU (docs/performance.md).
         results.append(

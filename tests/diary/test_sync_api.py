@@ -305,3 +305,36 @@ def test_the_same_batch_from_two_participants_is_stored_for_each(
         ).one()
         == 0
     )
+
+
+def test_the_capture_responses_equal_the_validated_entry_model(
+    client: TestClient, world: World, session: Session
+) -> None:
+    """The capture paths build their response entries with ``queries.entry_json`` (the model
+    constructed without validation); it must give what ``to_out`` (validated) gives, for every
+    kind, every zone offset and both stored and just-created rows."""
+    from app.diary import queries
+    from app.diary.models import DiaryEntryVersion
+
+    batch = [_new(i) for i in range(len(KINDS))]
+    batch.append(entry("vitals", time_zone="Pacific/Chatham"))
+    batch.append(entry("note", {"text": "x"}, time_zone="America/St_Johns"))
+    results = sync(client, world.alice.headers, batch)
+    assert [r["status"] for r in results] == ["created"] * len(batch)
+    single = client.post(ENTRIES, json=entry("mg_adl"), headers=world.alice.headers)
+    assert single.status_code == 201, single.text
+    results.append({"id": single.json()["id"], "entry": single.json()})
+    batch.append(None)
+    stored = session.exec(
+        select(DiaryEntry).where(DiaryEntry.participant_id == world.alice.participant.id)
+    ).all()
+    assert len(stored) == len(batch)
+    by_id = {str(e.client_entry_id): e for e in stored}
+    for result in results:
+        row = by_id[result["id"]]
+        version = session.exec(
+            select(DiaryEntryVersion).where(DiaryEntryVersion.entry_id == row.id)
+        ).one()
+        expected = queries.to_out(row, version).model_dump(mode="json")
+        assert queries.entry_json(row, version) == expected
+        assert result["entry"] == expected
