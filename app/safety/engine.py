@@ -20,7 +20,7 @@ import math
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -425,6 +425,10 @@ class SafetyFollowup:
 READS = ("recent", "mg_history", "doses", "signals")
 
 
+#: ``readings_from`` for a read that needs no temperature readings but fevers.
+NO_READINGS = datetime.max.replace(tzinfo=UTC)
+
+
 def _reads(
     participant: Any,
     protocol: ProtocolDefinition,
@@ -515,9 +519,11 @@ def hook(written: followups.Written) -> SafetyFollowup | None:
     if any(c in rules.NEW_ONLY_SYMPTOMS for o in new for c in o.codes()):
         start = min(start, min(o.at for o in new) - timedelta(days=s.new_symptom_lookback_days))
     mg_adl = [o.at for o in new if o.mg_adl is not None]
-    # Stored vitals and symptoms matter to vitals and symptoms, and to an MG-ADL whose breathing
-    # item is hypoxia evidence (a fever may be stored near it).
-    recent = any(o.mg_adl is None or o.mg_adl.get("breathing", 0) >= 2 for o in new)
+    # Stored observations matter to a fever, a sign of hypotension or hypoxia (an MG-ADL
+    # breathing at rest too), a fever-like or new-only symptom (rules.needs_stored); readings
+    # that only answer a temperature prompt, to a fever-like symptom.
+    recent = any(rules.needs_stored(o, s) for o in new)
+    prompting = [o.at for o in new if any(rules.needs_readings_for(c) for c in o.codes())]
     # Doses set the priority of the dose-aware rules (a fever, an ICANS-like symptom); the MG
     # rules do not read them (their findings then carry no days_since_dose).
     dose_aware = any(
@@ -533,7 +539,7 @@ def hook(written: followups.Written) -> SafetyFollowup | None:
         first_mg_adl=min(mg_adl, default=None),
         recent=recent,
         doses=dose_aware,
-        readings_from=min(o.at for o in new) - rules.PROMPT_READING_BEFORE,
+        readings_from=(min(prompting) - rules.PROMPT_READING_BEFORE if prompting else NO_READINGS),
     )
     return SafetyFollowup(
         participant=participant,

@@ -527,6 +527,26 @@ def evaluate(new: Sequence[Observation], ctx: Context) -> Evaluation:
     return _Builder(new, ctx).run()
 
 
+def needs_stored(obs: Observation, settings: SafetySettings) -> bool:
+    """Whether evaluating ``obs`` looks at stored observations near it (``Context.recent``):
+    a fever (the constitutional evidence and the signs of hypotension or hypoxia in its window),
+    a sign of hypotension or hypoxia (the fever nearest to it), a fever-like symptom (a
+    temperature reading answering the prompt), a symptom that counts only when new (the
+    lookback). Anything else - a raised heart rate, a constitutional or neurological symptom, an
+    MG-ADL without breathing at rest - is judged on its own entry and the MG-ADL history, so the
+    engine skips the read (tests hold the findings equal with and without it)."""
+    s = settings
+    if _fever(obs, s) or _hypotension_evidence(obs, s) or _hypoxia_evidence(obs, s):
+        return True
+    return any(needs_readings_for(code) or code in NEW_ONLY_SYMPTOMS for code, _ in obs.symptoms)
+
+
+def needs_readings_for(code: str) -> bool:
+    """A symptom that prompts for a temperature unless a reading is near it."""
+    term = SYMPTOMS.get(code)
+    return term is not None and term.fever_like
+
+
 def may_fire(
     obs: Observation, settings: SafetySettings, worsening_delta: int, *, has_baseline: bool = True
 ) -> bool:

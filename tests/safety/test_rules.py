@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.diary.vocabulary import SYMPTOMS
+from app.safety.engine import RULE_SYMPTOMS
 from app.safety.rules import (
     PRIORITY_RANK,
     RULES,
@@ -27,6 +28,8 @@ from app.safety.rules import (
     Observation,
     evaluate,
     may_fire,
+    needs_readings_for,
+    needs_stored,
     risk_window,
 )
 from app.studies.protocol import SAFETY_RULE_IDS, RiskWindow, RuleMode, SafetySettings
@@ -1158,3 +1161,87 @@ def test_more_fevers_near_the_same_sign_are_one_combination() -> None:
     result = run(low, *fevers)
     assert ids(result).count("crs.fever_hypoxia") == 1
     assert ids(result).count("crs.fever") == 10
+
+
+# --- which stored observations an evaluation needs (rules.needs_stored; engine reads) ----------
+
+#: The symptoms the rules read (app/safety/engine.py RULE_SYMPTOMS), and two they do not.
+_RULE_CODES = sorted(RULE_SYMPTOMS | {"rash", "cough"})
+
+
+@st.composite
+def _observation(draw: st.DrawFn) -> Observation:
+    # Within two evidence windows of T0: most pairs are near enough to take part together.
+    at = T0 + timedelta(minutes=draw(st.integers(-36 * 60, 36 * 60)))
+    kind = draw(st.sampled_from(["vitals", "symptoms", "mg_adl"]))
+    if kind == "vitals":
+        return vitals(
+            at,
+            temp=draw(st.none() | st.sampled_from([36.5, 37.4, 37.9, 38.0, 38.6])),
+            hr=draw(st.none() | st.sampled_from([70, 100, 101, 120])),
+            spo2=draw(st.none() | st.sampled_from([85.0, 91.6, 92.0, 97.0])),
+            sbp=draw(st.none() | st.sampled_from([80, 89, 90, 120])),
+        )
+    if kind == "symptoms":
+        codes = draw(st.lists(st.sampled_from(_RULE_CODES), min_size=1, max_size=3, unique=True))
+        return symptoms(*codes, at=at, severity=draw(st.integers(1, 3)))
+    items = {name: draw(st.integers(0, 3)) for name in MG_ITEMS}
+    return mg(at, **items)
+
+
+def _plain_reading(obs: Observation, s: SafetySettings) -> bool:
+    """A stored observation the engine reads only to answer a temperature prompt: a reading
+    below the fever threshold with nothing else abnormal (engine._relevant's reading branch)."""
+    return (
+        obs.kind == "vitals"
+        and (obs.temperature_c is None or obs.temperature_c < s.fever_threshold_c)
+        and (obs.spo2_percent is None or obs.spo2_percent > s.spo2_min_percent)
+        and (obs.systolic_mmhg is None or obs.systolic_mmhg >= s.hypotension_systolic_mmhg)
+        and (obs.heart_rate_bpm is None or obs.heart_rate_bpm <= s.tachycardia_bpm)
+    )
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(
+    new=st.lists(_observation(), min_size=1, max_size=3),
+    stored=st.lists(_observation(), max_size=25),
+    doses=st.lists(st.integers(-5, 5), max_size=2),
+)
+def test_skipping_the_stored_observations_never_changes_an_evaluation(
+    new: list[Observation], stored: list[Observation], doses: list[int]
+) -> None:
+    """The engine skips the stored-observations read when no new observation needs it
+    (``needs_stored``), and the reading-only rows when no new symptom prompts for a temperature
+    (``needs_readings_for``): a skipped read must never change a finding or a prompt."""
+    full = ctx(
+        recent=stored,
+        doses=[Dose(D0 + timedelta(days=d)) for d in doses],
+        windows=[EACH_0_7],
+    )
+    s = full.settings
+    result = evaluate(new, full)
+    if not any(needs_stored(o, s) for o in new):
+        assert evaluate(new, replace(full, recent=())) == result
+    if not any(needs_readings_for(c) for o in new for c in o.codes()):
+        pruned = tuple(o for o in stored if not _plain_reading(o, s))
+        assert evaluate(new, replace(full, recent=pruned)) == result
+
+
+def test_what_needs_the_stored_observations() -> None:
+    """A fever, a sign (low SpO2 or pressure, a hypoxia or hypotension symptom, MG-ADL
+    breathing at rest), a fever-like or new-only symptom read them; a raised heart rate, a
+    constitutional or neurological symptom and other MG-ADLs are judged alone."""
+    s = SafetySettings()
+    needs = [
+        vitals(temp=38.0),
+        vitals(spo2=91),
+        vitals(sbp=89),
+        symptoms("dizziness_or_fainting"),
+        symptoms("shortness_of_breath"),
+        mg(breathing=2),
+        symptoms("fever"),
+        symptoms("tremor"),
+    ]
+    alone = [vitals(hr=130), symptoms("headache"), symptoms("confusion"), mg(breathing=1)]
+    assert [needs_stored(o, s) for o in needs] == [True] * len(needs)
+    assert [needs_stored(o, s) for o in alone] == [False] * len(alone)
