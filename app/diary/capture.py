@@ -744,9 +744,10 @@ class WalCheckpointer:
     longer than ``restart_frames``, ``restart_wanted`` asks the capture path to finish the job
     between two of its transactions (``SqliteCapture``: in a worker thread, holding its turn):
     only the frames since this thread's last pass are left to copy, and the next transaction
-    starts the log again. Other connections (the portal's engine, the worker) keep SQLite's
-    automatic checkpoints, so the log stays bounded even if this thread stops; a failed
-    checkpoint is logged and retried at the next interval.
+    starts the log again (``rewind``; with other processes writing too, a RESTART checkpoint
+    once the log is four times that long). Other connections (the portal's engine, the
+    worker) keep SQLite's automatic checkpoints, so the log stays bounded even if this thread
+    stops; a failed checkpoint is logged and retried at the next interval.
     """
 
     def __init__(
@@ -782,13 +783,29 @@ class WalCheckpointer:
             self._thread.join()
             self._thread = None
 
-    def checkpoint(self, conn: sqlite3.Connection) -> None:
+    def checkpoint(self, conn: sqlite3.Connection, mode: str = "PASSIVE") -> None:
         # fetchall, not fetchone: a statement left unfinished keeps a read transaction open,
         # and a reader on the log stops writers from ever restarting it (it grows unbounded).
-        rows = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        rows = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
         self.runs += 1
         self.last = (int(rows[0][0]), int(rows[0][1]), int(rows[0][2])) if rows else None
         self.restart_wanted = self.last is not None and self.last[1] >= self.restart_frames
+
+    def rewind(self, conn: sqlite3.Connection) -> None:
+        """The writer's part (``restart_wanted``), on its own connection between two of its
+        transactions. Passive: with this process's writer paused the copy completes, unless
+        another process writes too (several app processes on one file); if the log has still
+        grown to four times ``restart_frames``, RESTART waits for the other writers (the busy
+        timeout) and holds them off while it completes, which always rewinds the log. A failure
+        is logged: the request goes on either way."""
+        self.restart_wanted = False
+        stuck = self.last is not None and self.last[1] >= 4 * self.restart_frames
+        try:
+            if stuck:
+                conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            self.checkpoint(conn, "RESTART" if stuck else "PASSIVE")
+        except sqlite3.Error:
+            logger.warning("SQLite checkpoint before a capture transaction failed", exc_info=True)
 
     def _pass(self, conn: sqlite3.Connection | None) -> sqlite3.Connection | None:
         """One checkpoint; the connection to use next time (None: open a new one)."""
@@ -872,8 +889,7 @@ class SqliteCapture:
             if self._checkpointer.restart_wanted:
                 # No capture transaction runs meanwhile: the checkpoint completes, and the next
                 # transaction starts the log from its beginning (WalCheckpointer).
-                self._checkpointer.restart_wanted = False
-                await anyio.to_thread.run_sync(self._checkpointer.checkpoint, conn)
+                await anyio.to_thread.run_sync(self._checkpointer.rewind, conn)
             try:
                 response: JSONResponse = self._run(conn, False, *args)
             except _Busy:

@@ -362,3 +362,53 @@ def test_a_failing_checkpoint_is_logged_and_retried(
     checkpointer.stop()
     assert not checkpointer.running
     assert caplog.text.count("SQLite checkpoint failed") >= 2  # retried, thread alive
+
+
+def test_a_log_that_passive_checkpoints_cannot_rewind_gets_a_restart_checkpoint(
+    scratch_engine: Engine,
+    participant: Participant,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Another process writing the same file can keep a passive checkpoint from ever
+    completing; once the log is four times the rewind length the capture path asks for RESTART
+    (which waits for the other writers and then rewinds). A failed checkpoint there is logged
+    and never fails the request it precedes."""
+    if scratch_engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's write-ahead log")
+    app = _checkpointing_app(scratch_engine, interval=3600)
+    checkpointer = app.state.capture._checkpointer
+    modes: list[str] = []
+    real = checkpointer.checkpoint
+
+    def spy(conn: sqlite3.Connection, mode: str = "PASSIVE") -> None:
+        modes.append(mode)
+        real(conn, mode)
+
+    monkeypatch.setattr(checkpointer, "checkpoint", spy)
+    headers = bearer(participant_token(participant))
+    with TestClient(app, raise_server_exceptions=False) as client:
+
+        def post() -> None:
+            response = client.post("/app/v1/diary/entries", json=_entry(), headers=headers)
+            assert response.status_code == 201, response.text
+
+        post()
+        checkpointer.last = (0, checkpointer.restart_frames, 0)
+        checkpointer.restart_wanted = True
+        post()
+        checkpointer.last = (0, 4 * checkpointer.restart_frames, 0)
+        checkpointer.restart_wanted = True
+        post()
+        assert modes == ["PASSIVE", "RESTART"]
+        assert checkpointer.last is not None
+        assert checkpointer.last[0] == 0  # not busy: the log is all in the database file
+
+        def broken(conn: sqlite3.Connection, mode: str = "PASSIVE") -> None:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        monkeypatch.setattr(checkpointer, "checkpoint", broken)
+        checkpointer.restart_wanted = True
+        post()
+        assert "checkpoint before a capture transaction failed" in caplog.text
+    assert _stored(scratch_engine, participant)[0] == 4
