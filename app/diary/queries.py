@@ -75,46 +75,34 @@ def _score_out(score: dict[str, Any] | None) -> MgAdlScoreOut | None:
     return MgAdlScoreOut.model_validate(score) if score else None
 
 
-def to_out(entry: DiaryEntry, version: DiaryEntryVersion) -> EntryOut:
+def _out_fields(entry: DiaryEntry, version: DiaryEntryVersion) -> dict[str, Any]:
     offset = timedelta(minutes=entry.recorded_offset_minutes)
-    return EntryOut(
-        id=entry.client_entry_id,
-        kind=entry.kind,
-        recorded_at=entry.recorded_at.astimezone(timezone(offset)),
-        time_zone=entry.time_zone,
-        utc_offset=_offset_text(entry.recorded_offset_minutes),
-        diary_date=entry.diary_date,
-        received_at=entry.received_at,
-        version=version.version,
-        flags=list(entry.flags),
-        data=version.data,
-        score=_score_out(version.score),
-        participant_id=entry.participant_id,
-    )
+    return {
+        "id": entry.client_entry_id,
+        "kind": entry.kind,
+        "recorded_at": entry.recorded_at.astimezone(timezone(offset)),
+        "time_zone": entry.time_zone,
+        "utc_offset": _offset_text(entry.recorded_offset_minutes),
+        "diary_date": entry.diary_date,
+        "received_at": entry.received_at,
+        "version": version.version,
+        "flags": list(entry.flags),
+        "data": version.data,
+        "score": _score_out(version.score),
+        "participant_id": entry.participant_id,
+    }
+
+
+def to_out(entry: DiaryEntry, version: DiaryEntryVersion) -> EntryOut:
+    return EntryOut(**_out_fields(entry, version))
 
 
 def entry_json(entry: DiaryEntry, version: DiaryEntryVersion) -> dict[str, Any]:
     """``to_out(entry, version)`` as JSON values, for the capture responses: the fields are
     already of their types (stored or just validated), so the model is constructed without
     validating them again (a fifth of the response's cost; a sync batch builds 500).
-    tests/diary/test_queries.py holds it equal to ``to_out``."""
-    offset = timedelta(minutes=entry.recorded_offset_minutes)
-    score = version.score
-    out = EntryOut.model_construct(
-        id=entry.client_entry_id,
-        kind=entry.kind,
-        recorded_at=entry.recorded_at.astimezone(timezone(offset)),
-        time_zone=entry.time_zone,
-        utc_offset=_offset_text(entry.recorded_offset_minutes),
-        diary_date=entry.diary_date,
-        received_at=entry.received_at,
-        version=version.version,
-        flags=list(entry.flags),
-        data=version.data,
-        score=MgAdlScoreOut.model_validate(score) if score else None,
-        participant_id=entry.participant_id,
-    )
-    return out.model_dump(mode="json")
+    tests/diary/test_sync_api.py holds it equal to ``to_out``."""
+    return EntryOut.model_construct(**_out_fields(entry, version)).model_dump(mode="json")
 
 
 def version_out(version: DiaryEntryVersion) -> EntryVersionOut:
