@@ -46,6 +46,7 @@ import logging
 import os
 import sqlite3
 import threading
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -724,6 +725,8 @@ class _Busy(Exception):
 SQLITE_AUTOCHECKPOINT_PAGES = 1000
 #: A log this many frames long (4 KiB pages: 32 MiB) is rewound (``WalCheckpointer``).
 WAL_RESTART_FRAMES = 8192
+#: How long a RESTART checkpoint waits for other writers and readers before it reports busy.
+RESTART_WAIT_MS = 250
 
 
 class WalCheckpointer:
@@ -745,9 +748,9 @@ class WalCheckpointer:
     between two of its transactions (``SqliteCapture``: in a worker thread, holding its turn):
     only the frames since this thread's last pass are left to copy, and the next transaction
     starts the log again (``rewind``; with other processes writing too, a RESTART checkpoint
-    once the log is four times that long). Other connections (the portal's engine, the
-    worker) keep SQLite's automatic checkpoints, so the log stays bounded even if this thread
-    stops; a failed checkpoint is logged and retried at the next interval.
+    once the log is four times that long). If the thread is not running (before the app's
+    lifespan starts, after it ends), the capture connection uses SQLite's automatic
+    checkpoints; a failed checkpoint is logged and retried at the next interval.
     """
 
     def __init__(
@@ -766,7 +769,8 @@ class WalCheckpointer:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        thread = self._thread  # once: stop() clears it from another thread
+        return thread is not None and thread.is_alive()
 
     def start(self) -> None:
         if self.running:
@@ -789,32 +793,43 @@ class WalCheckpointer:
         rows = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
         self.runs += 1
         self.last = (int(rows[0][0]), int(rows[0][1]), int(rows[0][2])) if rows else None
+
+    def _thread_pass(self, conn: sqlite3.Connection) -> None:
+        """The thread's checkpoint; only it decides that the log wants a rewind (a checkpoint
+        reports the log's length before the writer restarts it, so the writer's own rewind
+        would always ask for another)."""
+        self.checkpoint(conn)
         self.restart_wanted = self.last is not None and self.last[1] >= self.restart_frames
 
     def rewind(self, conn: sqlite3.Connection) -> None:
         """The writer's part (``restart_wanted``), on its own connection between two of its
         transactions. Passive: with this process's writer paused the copy completes, unless
         another process writes too (several app processes on one file); if the log has still
-        grown to four times ``restart_frames``, RESTART waits for the other writers (the busy
-        timeout) and holds them off while it completes, which always rewinds the log. A failure
-        is logged: the request goes on either way."""
-        self.restart_wanted = False
+        grown to four times ``restart_frames``, RESTART waits briefly for the other writers and
+        readers (``RESTART_WAIT_MS``; it reports busy instead of waiting longer) and holds them
+        off while it completes. Either way at most once per pass of the thread, which alone asks
+        again. A failure is logged: the request goes on either way."""
         stuck = self.last is not None and self.last[1] >= 4 * self.restart_frames
         try:
             if stuck:
-                conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+                conn.execute(f"PRAGMA busy_timeout={RESTART_WAIT_MS}")
             self.checkpoint(conn, "RESTART" if stuck else "PASSIVE")
         except sqlite3.Error:
             logger.warning("SQLite checkpoint before a capture transaction failed", exc_info=True)
+        finally:
+            self.restart_wanted = False
 
     def _pass(self, conn: sqlite3.Connection | None) -> sqlite3.Connection | None:
         """One checkpoint; the connection to use next time (None: open a new one)."""
         try:
             if conn is None:
-                conn = sqlite3.connect(self.database, timeout=0)
-            self.checkpoint(conn)
+                # mode=rw: never create an empty database where the app's file is missing.
+                conn = sqlite3.connect(
+                    f"file:{urllib.parse.quote(self.database)}?mode=rw", uri=True, timeout=0
+                )
+            self._thread_pass(conn)
             return conn
-        except sqlite3.Error:
+        except Exception:  # the thread must outlive any failure; the next pass retries
             logger.warning("SQLite checkpoint failed; again in %s s", self.interval, exc_info=True)
             if conn is not None:
                 conn.close()
@@ -847,28 +862,36 @@ class SqliteCapture:
         self._turn: asyncio.Lock | None = None
         self._conn: sqlite3.Connection | None = None
         self._checkpointer = WalCheckpointer(self._database(), checkpoint_interval_seconds)
+        #: The capture connection's automatic checkpoints are off (the thread does them).
+        self._auto_off = False
 
     def _database(self) -> str:
         database = self.engine.url.database
         assert database, "create_capture() keeps in-memory databases on the session path"
         return database
 
+    def _automatic_checkpoints(self, conn: sqlite3.Connection, on: bool) -> None:
+        pages = SQLITE_AUTOCHECKPOINT_PAGES if on else 0
+        conn.execute(f"PRAGMA wal_autocheckpoint={pages}")
+        self._auto_off = not on
+
     async def open(self) -> None:
         self._turn = asyncio.Lock()
         self._checkpointer.start()
         if self._conn is not None:
-            self._conn.execute("PRAGMA wal_autocheckpoint=0")
+            self._automatic_checkpoints(self._conn, on=False)
 
     async def close(self) -> None:
-        self._turn = None
-        if self._conn is not None:
-            # Back to SQLite's own checkpoints before the thread goes (a later request of an
-            # app whose lifespan has ended still keeps the log bounded).
-            self._conn.execute(f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES}")
-        await anyio.to_thread.run_sync(self._checkpointer.stop)
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        turn = self._turn or asyncio.Lock()
+        async with turn:  # no capture transaction (nor a thread using the connection) meanwhile
+            try:
+                await anyio.to_thread.run_sync(self._checkpointer.stop)
+            finally:
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+                    self._auto_off = False
+                self._turn = None
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -876,9 +899,9 @@ class SqliteCapture:
                 self._database(), timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, check_same_thread=False
             )
             sqlite_on_connect(conn, None)
-            if self._checkpointer.running:
-                conn.execute("PRAGMA wal_autocheckpoint=0")
             self._conn = conn
+            if self._checkpointer.running:
+                self._automatic_checkpoints(conn, on=False)
         return self._conn
 
     async def _in_turn(self, *args: Any) -> JSONResponse:
@@ -886,6 +909,9 @@ class SqliteCapture:
             self._turn = asyncio.Lock()
         async with self._turn:
             conn = self._connection()
+            if self._auto_off and not self._checkpointer.running:
+                # The thread has stopped (the lifespan ended): SQLite's own checkpoints again.
+                self._automatic_checkpoints(conn, on=True)
             if self._checkpointer.restart_wanted:
                 # No capture transaction runs meanwhile: the checkpoint completes, and the next
                 # transaction starts the log from its beginning (WalCheckpointer).

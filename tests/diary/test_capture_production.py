@@ -118,6 +118,8 @@ def test_an_acknowledged_entry_and_batch_are_committed(
     assert synced.status_code == 200, synced.text
     statuses = [r["status"] for r in synced.json()["results"]]
     assert statuses == ["created"] * 20 + ["duplicate"]
+    # The duplicate answers with the stored entry, decoded from the database as it was stored.
+    assert synced.json()["results"][-1]["entry"] == created.json()
     # Read back on other connections: committed, once each, one audit row per entry.
     assert _stored(scratch_engine, participant) == (21, 21, audits_before + 21)
 
@@ -412,3 +414,70 @@ def test_a_log_that_passive_checkpoints_cannot_rewind_gets_a_restart_checkpoint(
         post()
         assert "checkpoint before a capture transaction failed" in caplog.text
     assert _stored(scratch_engine, participant)[0] == 4
+
+
+def test_a_restart_checkpoint_that_finds_a_reader_waits_briefly_and_once(
+    scratch_engine: Engine, participant: Participant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader holding the log keeps RESTART from completing: it gives up after
+    RESTART_WAIT_MS (busy) instead of the 15 s busy timeout, and is not tried again before the
+    thread's next pass asks for it."""
+    if scratch_engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's write-ahead log")
+    database = scratch_engine.url.database
+    assert database
+    app = _checkpointing_app(scratch_engine, interval=3600)
+    checkpointer = app.state.capture._checkpointer
+    modes: list[str] = []
+    real = checkpointer.checkpoint
+
+    def spy(conn: sqlite3.Connection, mode: str = "PASSIVE") -> None:
+        modes.append(mode)
+        real(conn, mode)
+
+    monkeypatch.setattr(checkpointer, "checkpoint", spy)
+    headers = bearer(participant_token(participant))
+    reader = sqlite3.connect(database, isolation_level=None)
+    with TestClient(app, raise_server_exceptions=False) as client:
+
+        def post() -> float:
+            started = time.monotonic()
+            response = client.post("/app/v1/diary/entries", json=_entry(), headers=headers)
+            assert response.status_code == 201, response.text
+            return time.monotonic() - started
+
+        post()
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM diary_entry").fetchall()  # holds a snapshot
+        post()  # a frame the reader's snapshot does not have
+        checkpointer.last = (0, 4 * checkpointer.restart_frames, 0)
+        checkpointer.restart_wanted = True
+        waited = post()
+        again = post()
+        reader.execute("COMMIT")
+        reader.close()
+    assert modes[:1] == ["RESTART"]
+    assert modes.count("RESTART") == 1
+    assert checkpointer.last is not None
+    assert waited < 5
+    assert again < 5
+
+
+def test_the_capture_connection_checkpoints_itself_when_the_thread_is_gone(
+    scratch_engine: Engine, participant: Participant
+) -> None:
+    if scratch_engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's write-ahead log")
+    app = _checkpointing_app(scratch_engine, interval=3600)
+    capture = app.state.capture
+    headers = bearer(participant_token(participant))
+    with TestClient(app, raise_server_exceptions=False) as client:
+
+        def post() -> int:
+            return client.post("/app/v1/diary/entries", json=_entry(), headers=headers).status_code
+
+        assert post() == 201
+        assert capture._conn.execute("PRAGMA wal_autocheckpoint").fetchall() == [(0,)]
+        capture._checkpointer.stop()  # as if the thread had died
+        assert post() == 201
+        assert capture._conn.execute("PRAGMA wal_autocheckpoint").fetchall() == [(1000,)]
