@@ -366,6 +366,19 @@ def test_a_failing_checkpoint_is_logged_and_retried(
     assert caplog.text.count("SQLite checkpoint failed") >= 2  # retried, thread alive
 
 
+def _checkpoint_modes(checkpointer: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The modes of the checkpoints ``checkpointer`` runs from now on, in order."""
+    modes: list[str] = []
+    real = checkpointer.checkpoint
+
+    def spy(conn: sqlite3.Connection, mode: str = "PASSIVE") -> None:
+        modes.append(mode)
+        real(conn, mode)
+
+    monkeypatch.setattr(checkpointer, "checkpoint", spy)
+    return modes
+
+
 def test_a_log_that_passive_checkpoints_cannot_rewind_gets_a_restart_checkpoint(
     scratch_engine: Engine,
     participant: Participant,
@@ -380,14 +393,7 @@ def test_a_log_that_passive_checkpoints_cannot_rewind_gets_a_restart_checkpoint(
         pytest.skip("SQLite's write-ahead log")
     app = _checkpointing_app(scratch_engine, interval=3600)
     checkpointer = app.state.capture._checkpointer
-    modes: list[str] = []
-    real = checkpointer.checkpoint
-
-    def spy(conn: sqlite3.Connection, mode: str = "PASSIVE") -> None:
-        modes.append(mode)
-        real(conn, mode)
-
-    monkeypatch.setattr(checkpointer, "checkpoint", spy)
+    modes = _checkpoint_modes(checkpointer, monkeypatch)
     headers = bearer(participant_token(participant))
     with TestClient(app, raise_server_exceptions=False) as client:
 
@@ -428,14 +434,7 @@ def test_a_restart_checkpoint_that_finds_a_reader_waits_briefly_and_once(
     assert database
     app = _checkpointing_app(scratch_engine, interval=3600)
     checkpointer = app.state.capture._checkpointer
-    modes: list[str] = []
-    real = checkpointer.checkpoint
-
-    def spy(conn: sqlite3.Connection, mode: str = "PASSIVE") -> None:
-        modes.append(mode)
-        real(conn, mode)
-
-    monkeypatch.setattr(checkpointer, "checkpoint", spy)
+    modes = _checkpoint_modes(checkpointer, monkeypatch)
     headers = bearer(participant_token(participant))
     reader = sqlite3.connect(database, isolation_level=None)
     with TestClient(app, raise_server_exceptions=False) as client:
