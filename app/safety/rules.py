@@ -293,10 +293,12 @@ class _Pool:
         hi = bisect_left(self._ats, end)
         return [self.items[i] for i in self._order[lo:hi]]
 
-    def constitutional(self, positions: list[int]) -> list[dict[str, Any]]:
+    def constitutional_near(self, obs: Observation, hours: int) -> list[dict[str, Any]]:
+        """The constitutional evidence of the window around ``obs``: asked only by a finding
+        that shows it, each observation's own evidence built once."""
         cache = self._constitutional
         out: list[dict[str, Any]] = []
-        for i in positions:
+        for i in self.near(obs, hours):
             found = cache.get(i)
             if found is None:
                 found = cache[i] = _constitutional_evidence(self.items[i], self._s)
@@ -362,14 +364,6 @@ class _Builder:
         hours = s.evidence_window_hours
         fevers = pool.fevers_near(obs, hours)
         is_fever = _fever(obs, s)
-        # The constitutional evidence near ``obs``: only gathered for a finding that shows it.
-        gathered: list[list[dict[str, Any]]] = []
-
-        def constitutional() -> list[dict[str, Any]]:
-            if not gathered:
-                gathered.append(pool.constitutional(pool.near(obs, hours)))
-            return gathered[0]
-
         if is_fever:
             # crs.fever: >= 38.0 C is at least possible ASTCT grade 1 (6.1 [C]); inside a
             # post-dose risk window it is high priority, outside routine (contract).
@@ -378,7 +372,7 @@ class _Builder:
                 "crs",
                 "routine",
                 obs,
-                [_fever_evidence(obs), *constitutional()],
+                [_fever_evidence(obs), *pool.constitutional_near(obs, hours)],
                 dose_aware=True,
             )
         for rule_id, gather in (
@@ -400,7 +394,7 @@ class _Builder:
                     "crs",
                     "urgent",
                     obs,
-                    [_fever_evidence(fever), *signs, *constitutional()],
+                    [_fever_evidence(fever), *signs, *pool.constitutional_near(obs, hours)],
                     key=signs,
                 )
         own = _constitutional_evidence(obs, s)
