@@ -64,7 +64,9 @@ def reset_database(engine: Engine) -> None:
 def upgrade(engine: Engine) -> None:
     config = alembic_config(TEST_DATABASE_URL)
     config.attributes["skip_logging"] = True
-    with engine.begin() as conn:
+    # A plain connection: each migration runs in the transaction env.py begins, and one that
+    # builds an index CONCURRENTLY on PostgreSQL can step outside it (autocommit_block).
+    with engine.connect() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
 

@@ -6,6 +6,7 @@ function returns and *before* the response is sent, so a 2xx always means commit
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -36,10 +37,28 @@ def _sqlite_on_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+#: The oldest SQLite the statements here run on: ``WITH ... AS MATERIALIZED`` (3.35, the safety
+#: rules' reads, app/safety/engine.py). Python 3.11's own builds bundle a newer one.
+SQLITE_MIN_VERSION = (3, 35, 0)
+
+
+def check_sqlite_version(version: tuple[int, int, int] = sqlite3.sqlite_version_info) -> None:
+    """Refuse to start on an SQLite too old for the app's statements (a syntax error on the
+    first write that reads the safety context would be far worse than this)."""
+    if version < SQLITE_MIN_VERSION:
+        have = ".".join(map(str, version))
+        need = ".".join(map(str, SQLITE_MIN_VERSION))
+        raise RuntimeError(
+            f"SQLite {have} is too old: mgdiary needs {need} or newer "
+            "(use a Python built with a newer SQLite, or PostgreSQL)"
+        )
+
+
 def create_db_engine(settings: Settings, *, url: str | None = None) -> Engine:
     url = url or settings.database_url
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        check_sqlite_version()
         database = parsed.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)

@@ -128,9 +128,14 @@ class MgAdlResponse(SQLModel, table=True):
 
 class VitalSign(SQLModel, table=True):
     __tablename__ = "vital_sign"
+    __table_args__ = (
+        # The safety rules look for a participant's fevers (app/safety/engine.py): a range on
+        # the temperature finds them without walking every normal reading.
+        sa.Index("ix_vital_sign_participant_id_temperature_c", "participant_id", "temperature_c"),
+    )
 
     version_id: uuid.UUID = Field(foreign_key="diary_entry_version.id", primary_key=True)
-    participant_id: uuid.UUID = Field(foreign_key="participant.id", index=True)
+    participant_id: uuid.UUID = Field(foreign_key="participant.id")
     temperature_c: float | None = None
     heart_rate_bpm: int | None = None
     spo2_percent: int | None = None

@@ -48,7 +48,6 @@ from app.safety.models import JOINABLE_STATUSES, SafetyFinding, SafetyPrompt, Sa
 from app.scores import trends
 from app.studies.protocol import ProtocolDefinition
 
-RULE_KINDS = ("vitals", "symptoms", "mg_adl")
 #: Symptom codes any rule reads (the rest of the vocabulary is MG symptoms no rule uses).
 RULE_SYMPTOMS = frozenset(
     code
@@ -78,6 +77,7 @@ _PARAMS: dict[str, sa.types.TypeEngine[Any]] = {
     "participant_id": sa.Uuid(),
     "fever_min": sa.Float(),
     "readings_from": UTCDateTime(),
+    "signs": sa.Integer(),
     "spo2_min": sa.Integer(),
     "systolic_min": sa.Integer(),
     "heart_rate_max": sa.Integer(),
@@ -109,37 +109,97 @@ def _query(build: Any, entities: list[Any] | None = None) -> dict[str, rawsql.Qu
     )
 
 
-def _relevant(s: sa.Select[Any]) -> Any:
-    """Stored observations in [start, end] that a rule can use - any temperature reading (it
-    answers a prompt or is a fever), abnormal SpO2, systolic pressure or heart rate, a symptom
-    of the rules' vocabulary, MG-ADL breathing >= 2 (hypoxia evidence) - found through the
-    typed rows, so a participant with a reading every minute still costs a few rows. One
-    entry may come back more than once (several symptoms); ``_stored`` keeps it once."""
-    in_range = [
-        *_mine(RULE_KINDS),
-        _ENTRY.recorded_at >= sa.bindparam("start", type_=UTCDateTime()),
+def _in_window(kind: str, start: str = "start") -> list[sa.ColumnElement[bool]]:
+    return [
+        *_mine((kind,)),
+        _ENTRY.recorded_at >= sa.bindparam(start, type_=UTCDateTime()),
         _ENTRY.recorded_at <= sa.bindparam("end", type_=UTCDateTime()),
     ]
-    version_id = DiaryEntryVersion.__table__.c.id  # type: ignore[attr-defined]
+
+
+def _newest(part: sa.Select[Any], limit: Any = _MAX_ROWS) -> sa.Select[Any]:
+    return part.order_by(_ENTRY.recorded_at.desc()).limit(limit).offset(_ZERO)
+
+
+def _fevers() -> sa.CTE:
+    """The participant's current fevers in [start, end], worked out once for the statement (it
+    reads them twice). Found through ``vital_sign (participant_id, temperature_c)`` first - a
+    fever is rare, so this costs the participant's fevers however many normal readings the
+    window holds - then joined to their entries. Both steps are MATERIALIZED: SQLite's planner
+    would otherwise walk the window's entries and test each for a fever."""
+    vital = VitalSign.__table__.c  # type: ignore[attr-defined]
+    versions = (
+        sa.select(vital.version_id)
+        .where(
+            vital.participant_id == sa.bindparam("participant_id", type_=sa.Uuid()),
+            vital.temperature_c >= sa.bindparam("fever_min", type_=sa.Float()),
+        )
+        .cte("fever_version")
+        .prefix_with("MATERIALIZED")
+    )
+    return (
+        sa.select(*_OBS_COLUMNS)
+        .select_from(versions)
+        .join(DiaryEntryVersion, _VERSION.id == versions.c.version_id)
+        .join(DiaryEntry, is_current_version())
+        .where(*_in_window("vitals"))
+        .order_by(_ENTRY.recorded_at.desc())
+        .limit(_MAX_ROWS)
+        .offset(_ZERO)
+        .cte("fever")
+        .prefix_with("MATERIALIZED")
+    )
+
+
+def _relevant(s: sa.Select[Any]) -> Any:
+    """Stored observations in [start, end] that a rule can use, found through the typed rows
+    (app/safety/rules.py says which rule reads what):
+
+    - the fevers (any rule around a fever);
+    - the temperature readings from ``readings_from`` (one answers a temperature prompt);
+    - the signs - abnormal SpO2, systolic pressure or heart rate, a symptom of the rules'
+      vocabulary, MG-ADL breathing >= 2 - only when there is a fever to go with them (a new one,
+      ``signs`` = 1, or a stored one in the window) or a new-only symptom needs its lookback
+      (``signs`` = 1): without a fever a stored sign takes part in no finding
+      (``rules.needs_signs``), and a participant with months of low readings would otherwise
+      cost all of them on every write.
+
+    One entry may come back more than once (a fever with a low SpO2, several symptoms);
+    ``_stored`` keeps it once."""
     vital = VitalSign.__table__.c  # type: ignore[attr-defined]
     symptom = SymptomReport.__table__.c  # type: ignore[attr-defined]
     mg_adl = MgAdlResponse.__table__.c  # type: ignore[attr-defined]
     codes: list[sa.ColumnClause[Any]] = [
         sa.literal_column(f"'{code}'") for code in sorted(RULE_SYMPTOMS)
     ]
-    vitals = (
-        _observations(s)
-        .join(VitalSign, vital.version_id == version_id)
-        .where(
-            *in_range,
-            sa.or_(
-                # A fever anywhere in the window; any reading near the new observations (it
-                # may answer a temperature prompt).
-                vital.temperature_c >= sa.bindparam("fever_min", type_=sa.Float()),
-                sa.and_(
-                    vital.temperature_c.is_not(None),
-                    _ENTRY.recorded_at >= sa.bindparam("readings_from", type_=UTCDateTime()),
+    fevers = _fevers()
+    # The signs' row limit: MAX_CONTEXT_OBSERVATIONS when they are wanted, else 0 - worked out
+    # once, before any of their rows is looked at (on SQLite and PostgreSQL alike a LIMIT of 0
+    # reads nothing), so without a fever they cost nothing however many readings there are.
+    signs_limit = sa.select(
+        sa.case(
+            (
+                sa.or_(
+                    sa.bindparam("signs", type_=sa.Integer()) == sa.literal_column("1"),
+                    sa.exists(sa.select(sa.literal_column("1")).select_from(fevers)),
                 ),
+                _MAX_ROWS,
+            ),
+            else_=_ZERO,
+        )
+    ).scalar_subquery()
+
+    readings = (
+        _observations(s)
+        .join(VitalSign, vital.version_id == _VERSION.id)
+        .where(*_in_window("vitals", "readings_from"), vital.temperature_c.is_not(None))
+    )
+    signs = (
+        _observations(s)
+        .join(VitalSign, vital.version_id == _VERSION.id)
+        .where(
+            *_in_window("vitals"),
+            sa.or_(
                 # The typed column keeps SpO2 rounded to a whole percent (91.6 -> 92): read up
                 # to the threshold itself; the rules decide on the recorded value.
                 vital.spo2_percent <= sa.bindparam("spo2_min", type_=sa.Integer()),
@@ -147,27 +207,22 @@ def _relevant(s: sa.Select[Any]) -> Any:
                 vital.heart_rate_bpm > sa.bindparam("heart_rate_max", type_=sa.Integer()),
             ),
         )
-        .order_by(_ENTRY.recorded_at.desc())
-        .limit(_MAX_ROWS)
-        .offset(_ZERO)
     )
     symptoms = (
         _observations(s)
-        .join(SymptomReport, symptom.version_id == version_id)
-        .where(*in_range, symptom.code.in_(codes))
-        .order_by(_ENTRY.recorded_at.desc())
-        .limit(_MAX_ROWS)
-        .offset(_ZERO)
+        .join(SymptomReport, symptom.version_id == _VERSION.id)
+        .where(*_in_window("symptoms"), symptom.code.in_(codes))
     )
     breathing = (
         _observations(s)
-        .join(MgAdlResponse, mg_adl.version_id == version_id)
-        .where(*in_range, mg_adl.breathing >= sa.literal_column("2"))
-        .order_by(_ENTRY.recorded_at.desc())
-        .limit(_MAX_ROWS)
-        .offset(_ZERO)
+        .join(MgAdlResponse, mg_adl.version_id == _VERSION.id)
+        .where(*_in_window("mg_adl"), mg_adl.breathing >= sa.literal_column("2"))
     )
-    return sa.union_all(*(part.subquery().select() for part in (vitals, symptoms, breathing)))
+    return sa.union_all(
+        sa.select(*fevers.c),
+        _newest(readings).subquery().select(),
+        *(_newest(part, signs_limit).subquery().select() for part in (signs, symptoms, breathing)),
+    )
 
 
 Q_RECENT = _query(_relevant)
@@ -439,6 +494,7 @@ def _reads(
     recent: bool = True,
     doses: bool = True,
     readings_from: datetime | None = None,
+    signs: bool = True,
 ) -> dict[str, followups.Read]:
     """Only the reads the new observations need: a lone MG-ADL reads no vitals, a vitals entry
     no MG-ADL history. Each read costs a statement (about a third of a millisecond of CPU)."""
@@ -454,7 +510,8 @@ def _reads(
                 "start": start,
                 "end": end,
                 "fever_min": s.fever_threshold_c,
-                "readings_from": readings_from or start,
+                "readings_from": max(readings_from or start, start),
+                "signs": int(signs),
                 "spo2_min": s.spo2_min_percent,
                 "systolic_min": s.hypotension_systolic_mmhg,
                 "heart_rate_max": s.tachycardia_bpm,
@@ -540,6 +597,7 @@ def hook(written: followups.Written) -> SafetyFollowup | None:
         recent=recent,
         doses=dose_aware,
         readings_from=(min(prompting) - rules.PROMPT_READING_BEFORE if prompting else NO_READINGS),
+        signs=any(rules.needs_signs(o, s) for o in new),
     )
     return SafetyFollowup(
         participant=participant,

@@ -535,6 +535,16 @@ def needs_stored(obs: Observation, settings: SafetySettings) -> bool:
     return any(needs_readings_for(code) or code in NEW_ONLY_SYMPTOMS for code, _ in obs.symptoms)
 
 
+def needs_signs(obs: Observation, settings: SafetySettings) -> bool:
+    """Whether evaluating ``obs`` reads the stored signs - low SpO2 or pressure, a raised heart
+    rate, the rules' symptoms, MG-ADL breathing at rest - whether or not a stored fever is near:
+    a fever (the signs and the constitutional evidence of its window), a symptom that counts only
+    when new (its lookback). Otherwise a stored sign takes part in a finding only with a fever
+    near it, so the engine reads the signs only when a stored fever is in the window (tests hold
+    the findings equal with and without them)."""
+    return _fever(obs, settings) or any(code in NEW_ONLY_SYMPTOMS for code, _ in obs.symptoms)
+
+
 def needs_readings_for(code: str) -> bool:
     """A symptom that prompts for a temperature unless a reading is near it."""
     term = SYMPTOMS.get(code)

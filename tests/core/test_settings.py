@@ -197,3 +197,14 @@ def test_cli_names_the_bad_setting(
     err = capsys.readouterr().err
     assert "MGDIARY_WEBHOOK_RETRY_SCHEDULE" in err
     assert "non-negative" in err
+
+
+def test_an_sqlite_too_old_for_the_statements_is_refused_at_startup() -> None:
+    """``WITH ... AS MATERIALIZED`` (the safety reads) needs SQLite 3.35: an older one stops the
+    app before it serves, naming both versions, instead of failing writes later."""
+    from app.core.db import SQLITE_MIN_VERSION, check_sqlite_version
+
+    check_sqlite_version(SQLITE_MIN_VERSION)
+    check_sqlite_version((3, 45, 1))
+    with pytest.raises(RuntimeError, match=r"SQLite 3\.34\.1 is too old: mgdiary needs 3\.35\.0"):
+        check_sqlite_version((3, 34, 1))

@@ -219,6 +219,34 @@ def test_a_stored_spo2_just_under_the_threshold_is_hypoxia_evidence(
     assert (signal.category, signal.priority) == ("crs", "urgent")
 
 
+def test_a_new_sign_finds_the_stored_fever_and_its_signs(
+    client: TestClient, scratch_engine: Engine, participant: Participant
+) -> None:
+    """The stored signs are read only with a fever to go with them (engine._relevant): a low
+    SpO2 and a low pressure with no fever anywhere raise nothing; once a fever is stored, a new
+    low pressure finds it (fever with hypotension, citing the fever and the new reading)."""
+    headers = bearer(participant_token(participant))
+    first_low_bp = _vitals(80, systolic_mmhg=85, diastolic_mmhg=55)
+    for body in (_vitals(90, spo2_percent=88), first_low_bp):
+        assert client.post("/app/v1/diary/entries", json=body, headers=headers).status_code == 201
+    assert _committed(scratch_engine, participant)["signals"] == []
+    fever = _vitals(70, temperature_c=38.7)
+    assert client.post("/app/v1/diary/entries", json=fever, headers=headers).status_code == 201
+    low_bp = _vitals(10, systolic_mmhg=82, diastolic_mmhg=50)
+    assert client.post("/app/v1/diary/entries", json=low_bp, headers=headers).status_code == 201
+    found = _committed(scratch_engine, participant)
+    [signal] = found["signals"]
+    assert (signal.category, signal.priority) == ("crs", "urgent")
+    latest = [
+        {str(item["entry_id"]) for item in f.evidence}
+        for f in found["findings"]
+        if f.rule_id == "crs.fever_hypotension"
+        and low_bp["id"] in {str(item["entry_id"]) for item in f.evidence}
+    ]
+    assert latest
+    assert all({fever["id"], first_low_bp["id"]} <= cited for cited in latest)
+
+
 def test_the_baseline_counts_new_entries_in_its_window_on_every_path(
     client: TestClient, scratch_engine: Engine, participant: Participant
 ) -> None:

@@ -13,13 +13,14 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from app.diary.vocabulary import SYMPTOMS
 from app.safety.engine import RULE_SYMPTOMS
 from app.safety.rules import (
     PRIORITY_RANK,
+    PROMPT_READING_BEFORE,
     RULES,
     Context,
     Dose,
@@ -29,6 +30,7 @@ from app.safety.rules import (
     evaluate,
     may_fire,
     needs_readings_for,
+    needs_signs,
     needs_stored,
     risk_window,
 )
@@ -1225,6 +1227,83 @@ def test_skipping_the_stored_observations_never_changes_an_evaluation(
     if not any(needs_readings_for(c) for o in new for c in o.codes()):
         pruned = tuple(o for o in stored if not _plain_reading(o, s))
         assert evaluate(new, replace(full, recent=pruned)) == result
+
+
+def _what_the_engine_reads(
+    new: list[Observation], stored: list[Observation], s: SafetySettings
+) -> tuple[Observation, ...]:
+    """engine._relevant's rows, of the stored observations in its window, as a model: the
+    fevers; the temperature readings from an hour before a new fever-like symptom; the signs
+    (a low typed SpO2 - rounded, as vital_sign keeps it - or pressure, a raised heart rate, a
+    rule symptom, MG-ADL breathing >= 2) only with a fever stored or new, or a new-only symptom
+    (``needs_signs``)."""
+
+    def fever(o: Observation) -> bool:
+        return o.temperature_c is not None and o.temperature_c >= s.fever_threshold_c
+
+    prompting = [o.at for o in new if any(needs_readings_for(c) for c in o.codes())]
+    readings_from = min(prompting) - PROMPT_READING_BEFORE if prompting else None
+    signs = any(needs_signs(o, s) for o in new) or any(fever(o) for o in stored)
+
+    def sign(o: Observation) -> bool:
+        if o.kind == "vitals":
+            return (
+                (o.spo2_percent is not None and round(o.spo2_percent) <= s.spo2_min_percent)
+                or (o.systolic_mmhg is not None and o.systolic_mmhg < s.hypotension_systolic_mmhg)
+                or (o.heart_rate_bpm is not None and o.heart_rate_bpm > s.tachycardia_bpm)
+            )
+        if o.kind == "symptoms":
+            return bool(o.codes() & RULE_SYMPTOMS)
+        return o.mg_adl is not None and o.mg_adl.get("breathing", 0) >= 2
+
+    def reading(o: Observation) -> bool:
+        return readings_from is not None and o.temperature_c is not None and o.at >= readings_from
+
+    return tuple(o for o in stored if fever(o) or reading(o) or (signs and sign(o)))
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(
+    new=st.lists(_observation(), min_size=1, max_size=3),
+    stored=st.lists(_observation(), max_size=25),
+    doses=st.lists(st.integers(-5, 5), max_size=2),
+)
+# The cases the random ones rarely reach: a tremor already reported (its lookback), a new sign
+# near a stored fever, a new fever near a stored sign.
+@example(new=[symptoms("tremor", at=T0)], stored=[symptoms("tremor", at=T0 - HOUR)], doses=[])
+@example(
+    new=[vitals(T0, sbp=80)],
+    stored=[vitals(T0 - 2 * HOUR, temp=38.5), vitals(T0 - HOUR, spo2=85.0)],
+    doses=[],
+)
+@example(new=[vitals(T0, temp=38.5)], stored=[mg(T0 - HOUR, breathing=2)], doses=[])
+def test_what_the_engine_reads_is_all_an_evaluation_needs(
+    new: list[Observation], stored: list[Observation], doses: list[int]
+) -> None:
+    """The stored rows the engine reads (``_what_the_engine_reads``: no stored sign without a
+    fever to go with it, no plain reading without a prompt to answer) give every finding and
+    prompt that all the stored observations give."""
+    full = ctx(
+        recent=stored,
+        doses=[Dose(D0 + timedelta(days=d)) for d in doses],
+        windows=[EACH_0_7],
+    )
+    read = _what_the_engine_reads(new, stored, full.settings)
+    assert evaluate(new, replace(full, recent=read)) == evaluate(new, full)
+
+
+def test_the_signs_wait_for_a_fever_or_a_new_only_symptom() -> None:
+    """A stored low SpO2 is read for a new fever (fever with hypoxia) and for a new tremor
+    (its lookback), not for a new low pressure with no fever anywhere."""
+    s = SafetySettings()
+    low = vitals(T0 - HOUR, spo2=85.0)
+    assert _what_the_engine_reads([vitals(T0, temp=38.5)], [low], s) == (low,)
+    assert _what_the_engine_reads([symptoms("tremor", at=T0)], [low], s) == (low,)
+    assert _what_the_engine_reads([vitals(T0, sbp=80)], [low], s) == ()
+    fever = vitals(T0 - 2 * HOUR, temp=38.5)
+    assert _what_the_engine_reads([vitals(T0, sbp=80)], [low, fever], s) == (low, fever)
+    assert [needs_signs(o, s) for o in (vitals(temp=38.0), symptoms("tremor"))] == [True, True]
+    assert [needs_signs(o, s) for o in (vitals(spo2=85.0), mg(breathing=3))] == [False, False]
 
 
 def test_what_needs_the_stored_observations() -> None:
