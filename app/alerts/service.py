@@ -28,7 +28,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from app.alerts.models import ALERT_PRIORITIES, Alert
 from app.core import followups
-from app.core.models import utcnow
+from app.core.models import new_id, utcnow
 from app.core.rows import new_row
 
 AlertListener = Callable[[Session, Alert], None]
@@ -97,7 +97,7 @@ def build_alert(
         raise ValueError(f"priority must be one of {ALERT_PRIORITIES}, not {priority!r}")
     return new_row(
         Alert,
-        id=uuid.uuid4(),
+        id=new_id(),
         study_id=study_id,
         site_id=site_id,
         participant_id=participant_id,

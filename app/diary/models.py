@@ -14,7 +14,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel, col
 
-from app.core.models import UTCDateTime, created_at_field, json_field, utc_column, uuid_pk
+from app.core.models import (
+    UTCDateTime,
+    created_at_field,
+    json_field,
+    new_id,
+    utc_column,
+    uuid_pk,
+)
 
 ENTRY_KINDS = ("mg_adl", "vitals", "symptoms", "medication_dose", "steps", "note")
 
@@ -70,7 +77,7 @@ class DiaryEntryVersion(SQLModel, table=True):
         primary_key=True,
         sa_type=sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
     )
-    id: uuid.UUID = Field(default_factory=uuid.uuid4, unique=True)
+    id: uuid.UUID = Field(default_factory=new_id, unique=True)
     entry_id: uuid.UUID = Field(foreign_key="diary_entry.id", index=True)
     participant_id: uuid.UUID = Field(foreign_key="participant.id", index=True)
     version: int

@@ -24,6 +24,7 @@ from typing import Any
 
 from app.alerts import service as alerts
 from app.audit import service as audit
+from app.core.models import new_id
 from app.core.rows import new_row
 from app.safety.models import SafetyFinding, SafetySignal
 from app.safety.rules import PRIORITY_RANK, RULESET_VERSION, Finding
@@ -148,7 +149,7 @@ def merge(
             if finding.priority is None or join_only:
                 continue  # evidence-only: nothing to add it to
             target = OpenSignal(
-                id=uuid.uuid4(),
+                id=new_id(),
                 category=finding.category,
                 priority=finding.priority,
                 mode=mode,
@@ -251,7 +252,7 @@ def _finding_row(
 ) -> Any:
     return new_row(
         SafetyFinding,
-        id=uuid.uuid4(),
+        id=new_id(),
         signal_id=signal.id,
         participant_id=subject.participant_id,
         rule_id=finding.rule_id,

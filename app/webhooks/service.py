@@ -13,7 +13,7 @@ from app.audit.service import Actor
 from app.auth.principal import StaffPrincipal
 from app.core.config import Settings
 from app.core.errors import Conflict, Forbidden, NotFound, Unprocessable
-from app.core.models import utcnow
+from app.core.models import new_id, utcnow
 from app.studies.models import Study
 from app.webhooks import outbox, signing, ssrf
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -156,7 +156,7 @@ def rotate_secret(
 def ping(session: Session, staff: StaffPrincipal, endpoint: WebhookEndpoint) -> WebhookDelivery:
     """Queue a ``webhook.ping`` delivery for this endpoint (even a disabled one waits)."""
     now = utcnow()
-    delivery_id = uuid.uuid4()
+    delivery_id = new_id()
     body = outbox.dumps(
         {
             "type": "webhook.ping",
