@@ -78,7 +78,8 @@ class DiaryEntryVersion(SQLModel, table=True):
         sa_type=sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
     )
     id: uuid.UUID = Field(default_factory=new_id, unique=True)
-    entry_id: uuid.UUID = Field(foreign_key="diary_entry.id", index=True)
+    #: Looked up through the unique (entry_id, version) index, which leads with it.
+    entry_id: uuid.UUID = Field(foreign_key="diary_entry.id")
     participant_id: uuid.UUID = Field(foreign_key="participant.id", index=True)
     version: int
     data: dict[str, Any] = json_field()
