@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import uuid
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect
-from sqlalchemy.engine import Engine
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import Engine, make_url
 
 from app.core.health import alembic_config
 from tests.conftest import TEST_DATABASE_URL
@@ -59,3 +64,51 @@ def test_downgrade_to_base_and_upgrade_again(tmp_path: Path) -> None:
         command.check(config)
     finally:
         scratch.dispose()
+
+
+@pytest.mark.postgres_only
+def test_replicas_starting_together_migrate_once_and_wait_for_each_other() -> None:
+    """Every app process migrates at start-up. Three ``alembic upgrade head`` at once on a new
+    database, with a 100 ms statement timeout (the app's setting applies to the migration's
+    connection too): one migrates, the others wait for its advisory lock (polling, outside a
+    transaction: waiting inside one deadlocks with CREATE INDEX CONCURRENTLY) and find the
+    database at head; every index is valid."""
+    base = make_url(TEST_DATABASE_URL)
+    name = f"{base.database}_migrate_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    url = base.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        env = {
+            **os.environ,
+            "MGDIARY_DATABASE_URL": url,
+            "MGDIARY_DATABASE_STATEMENT_TIMEOUT_MS": "100",
+        }
+        alembic = str(Path(sys.executable).with_name("alembic"))
+        runs = [
+            subprocess.Popen(
+                [alembic, "upgrade", "head"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for _ in range(3)
+        ]
+        outputs = [run.communicate(timeout=300)[0] for run in runs]
+        assert [run.returncode for run in runs] == [0, 0, 0], outputs
+        assert sorted(out.count("Running upgrade") for out in outputs)[:2] == [0, 0], outputs
+        check = create_engine(url)
+        try:
+            with check.connect() as conn:
+                heads = MigrationContext.configure(conn).get_current_heads()
+                invalid = conn.execute(text("SELECT count(*) FROM pg_index WHERE NOT indisvalid"))
+                assert invalid.scalar() == 0
+        finally:
+            check.dispose()
+        assert set(heads) == set(ScriptDirectory.from_config(_config(url)).get_heads())
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

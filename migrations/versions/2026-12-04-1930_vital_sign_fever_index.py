@@ -31,7 +31,8 @@ OLD = "ix_vital_sign_participant_id"
 def _swap(create: str, columns: list[str], drop: str) -> None:
     if op.get_bind().dialect.name == "postgresql":
         # A build interrupted before (a CONCURRENTLY build can leave an invalid index behind)
-        # is dropped and built again; the steps are safe to run twice.
+        # is dropped and built again; migrations run one at a time (migrations/env.py holds an
+        # advisory lock), so what exists here is never another migrator's finished index.
         with op.get_context().autocommit_block():
             concurrently = {"postgresql_concurrently": True, "if_exists": True}
             op.drop_index(create, table_name="vital_sign", **concurrently)

@@ -1232,11 +1232,12 @@ def test_skipping_the_stored_observations_never_changes_an_evaluation(
 def _what_the_engine_reads(
     new: list[Observation], stored: list[Observation], s: SafetySettings
 ) -> tuple[Observation, ...]:
-    """engine._relevant's rows, of the stored observations in its window, as a model: the
-    fevers; the temperature readings from an hour before a new fever-like symptom; the signs
-    (a low typed SpO2 - rounded, as vital_sign keeps it - or pressure, a raised heart rate, a
-    rule symptom, MG-ADL breathing >= 2) only with a fever stored or new, or a new-only symptom
-    (``needs_signs``)."""
+    """engine._relevant's rows as a model, given the stored observations inside its [start,
+    end] window (the window itself, unchanged by the signs' gate, is not modelled: a sign
+    beyond it is not read with or without a fever): the fevers; the temperature readings from
+    an hour before a new fever-like symptom; the signs (a low typed SpO2 - rounded, as
+    vital_sign keeps it - or pressure, a raised heart rate, a rule symptom, MG-ADL breathing
+    >= 2) only with a fever stored or new, or a new-only symptom (``needs_signs``)."""
 
     def fever(o: Observation) -> bool:
         return o.temperature_c is not None and o.temperature_c >= s.fever_threshold_c
