@@ -11,12 +11,17 @@ UUIDs as 32 hex characters on SQLite), and hands the SQL to the driver.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from psycopg import AsyncConnection, AsyncCursor
+from psycopg.types.json import Json
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
@@ -43,6 +48,48 @@ def _placeholder(dialect: sa.Dialect, key: str) -> str:
     return f"%({key})s" if dialect.paramstyle == "pyformat" else f":{key}"
 
 
+#: Column types whose values orjson writes as text PostgreSQL's input functions read back
+#: exactly (``_dump_json``): UUIDs and strings as strings, numbers, booleans, JSON values as
+#: themselves, dates and (aware) datetimes in ISO 8601.
+_JSON_READY = (
+    sa.String,
+    sa.Integer,
+    sa.Float,
+    sa.Boolean,
+    sa.Date,
+    sa.JSON,
+    sa.Uuid,
+)
+
+
+def _json_ready(type_: sa.types.TypeEngine[Any]) -> bool:
+    from app.core.models import UTCDateTime
+
+    if isinstance(type_, UTCDateTime):
+        return True  # its bind conversion (refuse naive, to UTC) is _json_default's
+    if isinstance(type_, sa.types.TypeDecorator):
+        # A decorator that converts nothing on the way in (SQLModel's AutoString) is its impl.
+        plain = type(type_).process_bind_param is sa.types.TypeDecorator.process_bind_param
+        return plain and _json_ready(type_.impl_instance)
+    return isinstance(type_, _JSON_READY)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime stored; give it a time zone")
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _dump_json(rows: Any) -> bytes:
+    return orjson.dumps(rows, default=_json_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
+
+
 class Insert:
     """``INSERT INTO table (keys) VALUES (...)`` for rows with the same keys."""
 
@@ -56,6 +103,17 @@ class Insert:
         self.head = f"INSERT INTO {target} ({names})"
         self.sql = f"{self.head} VALUES ({values})"
         self.copy_sql = f"COPY {target} ({names}) FROM STDIN"
+        #: PostgreSQL: every row of the group in one ``json`` parameter (see ``insert_json``);
+        #: None when a column's type needs a conversion JSON does not give.
+        self.json_sql = (
+            f"INSERT INTO {target} ({names}) SELECT {names}"
+            f" FROM json_populate_recordset(NULL::{target}, %s)"
+            if all(c.key == c.name and _json_ready(c.type) for c in columns)
+            else None
+        )
+        #: orjson writes NaN and Infinity as null; COPY would store them. Neither may pass
+        #: silently (input validation refuses them before any row is built).
+        self.float_keys = tuple(c.key for c in columns if isinstance(c.type, sa.Float))
         self.processors = [
             (k, p) for k, c in zip(keys, columns, strict=True) if (p := _bind(c.type, dialect))
         ]
@@ -136,6 +194,25 @@ def multi_insert(
             values = insert.params(row)
             params.extend(values[key] for key in insert.keys)
     return _multi_sql(tuple((insert, len(rows)) for insert, rows in groups)), params
+
+
+async def insert_json(
+    cursor: AsyncCursor[Any], table: sa.Table, rows: Sequence[dict[str, Any]]
+) -> None:
+    """PostgreSQL: the rows (grouped by their keys) as one INSERT per group whose single
+    parameter is every row as JSON, expanded by ``json_populate_recordset`` into the table's
+    row type."""
+    for keys, group in _by_keys(rows).items():
+        statement = insert_for(table, keys)
+        if statement.json_sql is None:
+            await copy_rows(cursor, table, group)
+            continue
+        for key in statement.float_keys:
+            for row in group:
+                value = row[key]
+                if value is not None and not math.isfinite(value):
+                    raise ValueError(f"{table.name}.{key}: {value} is not a finite number")
+        await cursor.execute(statement.json_sql, (Json(group, dumps=_dump_json),))
 
 
 class Nullable:

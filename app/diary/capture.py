@@ -14,8 +14,9 @@ The read and write phases, chosen by the database:
 - ``PostgresCapture``: psycopg's own pool, autocommit. A single entry is two statements: one
   SELECT with LEFT JOINs for every read, one INSERT with data-modifying CTEs for every row
   (atomic on its own; foreign keys are checked at the end of the statement). More than
-  ``COPY_FROM_ROWS`` rows (a sync batch, a day of intraday steps) go in with COPY inside a
-  transaction. Statements come from the SQLAlchemy models, compiled once (app/core/rawsql.py).
+  ``BULK_FROM_ROWS`` rows (a sync batch, a day of intraday steps) go in inside a transaction,
+  one INSERT per table whose one parameter is all its rows as JSON (``rawsql.insert_json``).
+  Statements come from the SQLAlchemy models, compiled once (app/core/rawsql.py).
 - ``SqliteCapture``: the same statements for SQLite on a dedicated sqlite3 connection,
   ``BEGIN IMMEDIATE`` ... ``COMMIT``, requests taking turns on an asyncio lock and running on
   the event loop (in a worker thread when another connection holds the write lock).
@@ -96,8 +97,9 @@ IDEMPOTENCY_TTL = timedelta(hours=24)
 POOL_TIMEOUT_SECONDS = 30.0  # as the engine's pool_timeout (app/core/db.py)
 POOL_TIMEOUT_UNREACHABLE_SECONDS = 2.0
 POOL_RECONNECT_SECONDS = 5.0
-#: Above this many rows a request's inserts go in with COPY (PostgreSQL).
-COPY_FROM_ROWS = 64
+#: Above this many rows a request's inserts go in as JSON, one statement per table
+#: (PostgreSQL; ``rawsql.insert_json``).
+BULK_FROM_ROWS = 64
 #: Up to this many rows, an entry with follow-ups is written in a pipeline (two round trips).
 FOLLOWUP_PIPELINE_ROWS = 16
 _IDLE = psycopg.pq.TransactionStatus.IDLE
@@ -552,7 +554,7 @@ class PostgresCapture:
     async def _write(self, conn: AsyncConnection[Any], decision: Decision) -> None:
         """The connection is in autocommit mode. A few rows (a single entry): ONE multi-table
         INSERT statement, atomic by itself, no BEGIN or COMMIT. Many (a sync batch, a day of
-        intraday steps): COPY per table inside one transaction.
+        intraday steps): one JSON INSERT per table inside one transaction.
 
         With follow-ups (the safety rules found something to look at): one transaction that
         first takes the participant's advisory lock, then runs the follow-ups' reads in one
@@ -566,7 +568,7 @@ class PostgresCapture:
                 await self._updates(conn, extra.updates)
                 _fault("before_commit", decision)
         else:
-            # Autocommit: the one INSERT (or the COPY transaction) is the commit.
+            # Autocommit: the one INSERT (or the bulk transaction) is the commit.
             _fault("before_commit", decision)
             await self._insert(conn, decision, [])
         _fault("after_commit", decision)
@@ -582,7 +584,7 @@ class PostgresCapture:
             async with conn.pipeline():
                 await conn.execute("BEGIN")
                 extra = await self._followups(conn, decision.followups, own_pipeline=False)
-                await self._insert(conn, decision, extra.parts, copy=False)
+                await self._insert(conn, decision, extra.parts, bulk=False)
                 await self._updates(conn, extra.updates)
                 _fault("before_commit", decision)
                 await conn.execute("COMMIT")
@@ -638,10 +640,10 @@ class PostgresCapture:
         decision: Decision,
         extra: list[tuple[sa.Table, list[dict[str, Any]]]],
         *,
-        copy: bool = True,
+        bulk: bool = True,
     ) -> None:
-        """``copy=False``: one multi-row INSERT whatever the count (COPY cannot run in a
-        pipeline)."""
+        """``bulk=False``: one multi-row INSERT statement whatever the count (inside a
+        pipeline, where the bulk path's transaction block is not used)."""
         parts = list(decision.rows)
         if decision.idempotency_insert is not None:
             parts.append((_IDEMPOTENCY_TABLE, [decision.idempotency_insert]))
@@ -653,7 +655,7 @@ class PostgresCapture:
                 await cursor.execute(
                     "DELETE FROM idempotency_record WHERE id = %s", (decision.idempotency_delete,)
                 )
-            if not copy or sum(len(rows) for _, rows in parts) <= COPY_FROM_ROWS:
+            if not bulk or sum(len(rows) for _, rows in parts) <= BULK_FROM_ROWS:
                 statement = rawsql.multi_insert(parts)
                 if statement is not None:
                     async with psycopg.AsyncRawCursor(conn) as raw:
@@ -661,7 +663,7 @@ class PostgresCapture:
                 return
             async with conn.transaction():
                 for table, rows in parts:
-                    await rawsql.copy_rows(cursor, table, rows)
+                    await rawsql.insert_json(cursor, table, rows)
 
     async def _read(
         self,
@@ -1021,7 +1023,7 @@ def create_capture(settings: Settings, engine: Engine) -> Capture:
     def new_pool() -> AsyncConnectionPool[Any]:
         return AsyncConnectionPool(
             # Autocommit: a single entry's read and its one INSERT statement need no
-            # BEGIN/COMMIT round trips; batches open a transaction for their COPYs.
+            # BEGIN/COMMIT round trips; batches open a transaction for their bulk INSERTs.
             kwargs={**kwargs, "autocommit": True},
             min_size=1,
             max_size=settings.database_pool_size,
