@@ -72,6 +72,7 @@ from app.core.config import Settings
 from app.core.db import SQLITE_BUSY_TIMEOUT_MS, sqlite_on_connect
 from app.core.errors import problem_response
 from app.core.models import utcnow
+from app.core.responses import ValuesResponse
 from app.core.uow import ThreadUnitOfWork, UnitOfWork, engine_sessions
 from app.diary import queries, service
 from app.diary.models import (
@@ -259,8 +260,8 @@ def decide_entry(
         )
     else:
         assert result.entry is not None
-        body = queries.entry_json(result.entry, ingestor.current_of(result))
-        response = JSONResponse(body, status_code=201 if result.status == "created" else 200)
+        body = queries.entry_values(result.entry, ingestor.current_of(result))
+        response = ValuesResponse(body, status_code=201 if result.status == "created" else 200)
     rows = ingestor.staged()
     decision = Decision(
         rows=rows,
@@ -295,8 +296,8 @@ def decide_sync(
         entry = None
         if result.status in ("created", "duplicate"):
             assert result.entry is not None
-            entry = queries.entry_json(result.entry, ingestor.current_of(result))
-        # SyncResult's shape, as plain JSON values: building 500 response models and having
+            entry = queries.entry_values(result.entry, ingestor.current_of(result))
+        # SyncResult's shape, as plain values: building 500 response models and having
         # FastAPI validate them again cost a tenth of a batch's CPU (docs/performance.md).
         results.append(
             {
@@ -311,7 +312,7 @@ def decide_sync(
     rows = ingestor.staged()
     return Decision(
         rows=rows,
-        response=JSONResponse({"results": results}),
+        response=ValuesResponse({"results": results}),
         followups=service.followups_of(participant, ingestor.protocol, rows),
     )
 

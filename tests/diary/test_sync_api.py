@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 import uuid
@@ -310,9 +311,11 @@ def test_the_same_batch_from_two_participants_is_stored_for_each(
 def test_the_capture_responses_equal_the_validated_entry_model(
     client: TestClient, world: World, session: Session
 ) -> None:
-    """The capture paths build their response entries with ``queries.entry_json`` (the model
-    constructed without validation); it must give what ``to_out`` (validated) gives, for every
-    kind, every zone offset and both stored and just-created rows."""
+    """The capture paths build their response entries with ``queries.entry_values`` (plain
+    values, no model) written by ``ValuesResponse``; that JSON must be what ``to_out``
+    (validated) gives, for every kind, every zone offset and both stored and just-created
+    rows."""
+    from app.core.responses import ValuesResponse
     from app.diary import queries
     from app.diary.models import DiaryEntryVersion
 
@@ -336,5 +339,6 @@ def test_the_capture_responses_equal_the_validated_entry_model(
             select(DiaryEntryVersion).where(DiaryEntryVersion.entry_id == row.id)
         ).one()
         expected = queries.to_out(row, version).model_dump(mode="json")
-        assert queries.entry_json(row, version) == expected
+        values = queries.entry_values(row, version)
+        assert json.loads(ValuesResponse(values).body) == expected
         assert result["entry"] == expected
