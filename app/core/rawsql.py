@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -27,6 +26,7 @@ from sqlalchemy.engine import make_url
 
 from app.core.config import Settings
 from app.core.db import postgres_connect_args
+from app.core.models import UTCDateTime
 from app.core.rows import Row
 
 DIALECTS: dict[str, sa.Dialect] = {
@@ -63,10 +63,8 @@ _JSON_READY = (
 
 
 def _json_ready(type_: sa.types.TypeEngine[Any]) -> bool:
-    from app.core.models import UTCDateTime
-
     if isinstance(type_, UTCDateTime):
-        return True  # its bind conversion (refuse naive, to UTC) is _json_default's
+        return True  # its bind conversion (refuse naive, to UTC): Insert.check_json's
     if isinstance(type_, sa.types.TypeDecorator):
         # A decorator that converts nothing on the way in (SQLModel's AutoString) is its impl.
         plain = type(type_).process_bind_param is sa.types.TypeDecorator.process_bind_param
@@ -75,19 +73,15 @@ def _json_ready(type_: sa.types.TypeEngine[Any]) -> bool:
 
 
 def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetime stored; give it a time zone")
-        return value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _dump_json(rows: Any) -> bytes:
-    return orjson.dumps(rows, default=_json_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
+    """orjson writes UUIDs, dates and aware datetimes (ISO 8601 with the offset) itself, in
+    C; ``Insert.check_json`` has refused what it would write wrongly."""
+    return orjson.dumps(rows, default=_json_default)
 
 
 class Insert:
@@ -111,12 +105,28 @@ class Insert:
             if all(c.key == c.name and _json_ready(c.type) for c in columns)
             else None
         )
-        #: orjson writes NaN and Infinity as null; COPY would store them. Neither may pass
-        #: silently (input validation refuses them before any row is built).
+        #: orjson writes NaN and Infinity as null (COPY would store them) and a naive datetime
+        #: without an offset (UTCDateTime refuses it): ``check_json`` refuses them first.
         self.float_keys = tuple(c.key for c in columns if isinstance(c.type, sa.Float))
+        self.datetime_keys = tuple(c.key for c in columns if isinstance(c.type, UTCDateTime))
         self.processors = [
             (k, p) for k, c in zip(keys, columns, strict=True) if (p := _bind(c.type, dialect))
         ]
+
+    def check_json(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Refuse what ``_dump_json`` would not store faithfully: a non-finite number (input
+        validation refuses them before any row is built) or a naive datetime (an instant
+        without an offset is ambiguous; a programming error)."""
+        for key in self.float_keys:
+            for row in rows:
+                value = row[key]
+                if value is not None and not math.isfinite(value):
+                    raise ValueError(f"{key}: {value} is not a finite number")
+        for key in self.datetime_keys:
+            for row in rows:
+                value = row[key]
+                if value is not None and value.utcoffset() is None:
+                    raise ValueError(f"{key}: naive datetime stored; give it a time zone")
 
     def params(self, row: dict[str, Any]) -> dict[str, Any]:
         if not self.processors:
@@ -207,11 +217,7 @@ async def insert_json(
         if statement.json_sql is None:
             await copy_rows(cursor, table, group)
             continue
-        for key in statement.float_keys:
-            for row in group:
-                value = row[key]
-                if value is not None and not math.isfinite(value):
-                    raise ValueError(f"{table.name}.{key}: {value} is not a finite number")
+        statement.check_json(group)
         await cursor.execute(statement.json_sql, (Json(group, dumps=_dump_json),))
 
 
