@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 from pydantic import ValidationError
 
 from app.core.errors import InvalidInput
@@ -50,9 +51,47 @@ def canonical_data(data: Payload) -> dict[str, Any]:
     return data.model_dump(mode="json", exclude_none=True)
 
 
-def _hash(document: dict[str, Any]) -> str:
+def reference_hash_text(document: dict[str, Any]) -> bytes:
+    """The bytes an entry's content hash is the SHA-256 of, as defined when the first entries
+    were stored: the standard library's compact JSON with sorted keys, non-ASCII as UTF-8.
+    Stored hashes depend on it; it must never change (tests/diary/test_content_hash.py)."""
     text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return text.encode()
+
+
+_ALWAYS_THE_SAME = frozenset({str, bool, type(None)})
+
+
+def _orjson_writes_the_same(value: Any) -> bool:
+    """Whether orjson writes ``value`` byte for byte as ``reference_hash_text`` does. It does
+    for strings, booleans, null, integers it can write (64-bit) and floats, except floats of
+    magnitude below 1e-4, which the standard library writes with an exponent (``1e-05``) and
+    orjson without (``0.00001``)."""
+    kind = type(value)
+    if kind in _ALWAYS_THE_SAME:
+        return True
+    if kind is float:
+        return bool(value == 0.0 or abs(value) >= 1e-4)
+    if kind is int:
+        return bool(-(2**63) <= value < 2**64)
+    if kind is dict:
+        return all(
+            type(k) is str and (type(v) in _ALWAYS_THE_SAME or _orjson_writes_the_same(v))
+            for k, v in value.items()
+        )
+    if kind is list:
+        return all(type(v) in _ALWAYS_THE_SAME or _orjson_writes_the_same(v) for v in value)
+    return False
+
+
+def _hash(document: dict[str, Any]) -> str:
+    """The SHA-256 of ``reference_hash_text(document)``; written by orjson (a sixth of the
+    cost) when it gives the same bytes, by the reference otherwise."""
+    if _orjson_writes_the_same(document):
+        text = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    else:
+        text = reference_hash_text(document)
+    return hashlib.sha256(text).hexdigest()
 
 
 def validate_data(kind: str, raw: Any, *, prefix: Sequence[str | int] = ("data",)) -> Payload:
