@@ -36,10 +36,14 @@ def _jsonable(value: Any) -> Any:
     kind = type(value)
     if kind in _PLAIN:  # most values: answered before the isinstance checks
         return value
+    # Plain members are taken as they are, without a call each (an entry's data is all plain).
     if kind is dict:
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {
+            k if type(k) is str else str(k): v if type(v) in _PLAIN else _jsonable(v)
+            for k, v in value.items()
+        }
     if kind is list:
-        return [_jsonable(v) for v in value]
+        return [v if type(v) in _PLAIN else _jsonable(v) for v in value]
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, uuid.UUID):

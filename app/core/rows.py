@@ -31,26 +31,33 @@ class Row(dict[str, Any]):
 
 
 @cache
-def _defaults(model: type[Any]) -> tuple[tuple[str, Any, Any], ...]:
-    out = []
+def _defaults(model: type[Any]) -> tuple[dict[str, Any], tuple[tuple[str, Any], ...]]:
+    """The model's Python-side defaults: constant values by column key, and the columns with
+    a default factory (ids, timestamps)."""
+    constants: dict[str, Any] = {}
+    factories = []
     for column in model.__table__.columns:
         info = model.model_fields.get(column.key)
         if info is None:
             continue
-        default = None if info.default is PydanticUndefined else info.default
-        out.append((column.key, default, info.default_factory))
-    return tuple(out)
+        if info.default_factory is not None:
+            factories.append((column.key, info.default_factory))
+        else:
+            constants[column.key] = None if info.default is PydanticUndefined else info.default
+    return constants, tuple(factories)
 
 
 def new_row(model: type[T], **values: Any) -> T:
     """A row of ``model``'s table: ``values`` plus the model's defaults for the other columns.
 
     Typed as the model for its readers; it is a ``Row`` and is never added to a session."""
-    row = Row(values)
+    constants, factories = _defaults(cast(Any, model))
+    row = Row(constants)
+    row.update(values)
     row.model = model
-    for key, default, factory in _defaults(cast(Any, model)):
-        if key not in row:
-            row[key] = factory() if factory is not None else default
+    for key, factory in factories:
+        if key not in values:
+            row[key] = factory()
     return cast(T, row)
 
 

@@ -7,6 +7,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta, timezone
+from functools import cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -65,10 +66,17 @@ def history(
     return [version_out(v) for v in versions_of(session, entry)]
 
 
+@cache
 def _offset_text(minutes: int) -> str:
     sign = "+" if minutes >= 0 else "-"
     hours, mins = divmod(abs(minutes), 60)
     return f"{sign}{hours:02d}:{mins:02d}"
+
+
+@cache
+def _offset_zone(minutes: int) -> timezone:
+    """The fixed zone of a UTC offset (a few dozen exist; each entry's response needs one)."""
+    return timezone(timedelta(minutes=minutes))
 
 
 def _score_out(score: dict[str, Any] | None) -> MgAdlScoreOut | None:
@@ -79,12 +87,11 @@ _SCORE_FIELDS = tuple(MgAdlScoreOut.model_fields)
 
 
 def _out_fields(entry: DiaryEntry, version: DiaryEntryVersion) -> dict[str, Any]:
-    offset = timedelta(minutes=entry.recorded_offset_minutes)
     score = version.score
     return {
         "id": entry.client_entry_id,
         "kind": entry.kind,
-        "recorded_at": entry.recorded_at.astimezone(timezone(offset)),
+        "recorded_at": entry.recorded_at.astimezone(_offset_zone(entry.recorded_offset_minutes)),
         "time_zone": entry.time_zone,
         "utc_offset": _offset_text(entry.recorded_offset_minutes),
         "diary_date": entry.diary_date,

@@ -68,10 +68,14 @@ Status = Literal["created", "duplicate", "conflict", "invalid"]
 # --- writing ------------------------------------------------------------------------------
 
 
-def _score(data: Payload, protocol: ProtocolDefinition) -> dict[str, Any] | None:
+def _score(
+    data: Payload, protocol: ProtocolDefinition, canonical: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The MG-ADL score of ``data`` (None for other kinds); ``canonical``: its
+    ``canonical_data``, when the caller has it (the items by key, not dumped again)."""
     if not isinstance(data, MgAdlData):
         return None
-    result = mg_adl.score(data.model_dump())
+    result = mg_adl.score(canonical if canonical is not None else data.model_dump())
     return {
         "total": result.total,
         "ocular": result.ocular,
@@ -95,7 +99,8 @@ def _typed_rows(
     if isinstance(data, MgAdlData):
         assert score is not None
         return [
-            make(MgAdlResponse, version_id=vid, participant_id=pid, **data.model_dump(), **score)
+            # The version's data is the items by key (canonical_data: every item is required).
+            make(MgAdlResponse, version_id=vid, participant_id=pid, **version.data, **score)
         ]
     if isinstance(data, VitalsData):
         return [
@@ -209,7 +214,11 @@ def row_of(obj: Any) -> dict[str, Any]:
     keys left out."""
     skip = _filled_keys(cast(Any, model_of(obj)))
     if isinstance(obj, Row):
-        return {k: v for k, v in obj.items() if v is not None or k not in skip}
+        # Most rows have no database-filled key left None: the Row itself, not a copy.
+        drop = [k for k in skip if k in obj and obj[k] is None]
+        if not drop:
+            return obj
+        return {k: v for k, v in obj.items() if k not in drop}
     row = {}
     for column in obj.__table__.columns:
         value = getattr(obj, column.key)
@@ -402,7 +411,7 @@ class Ingestor:
             content_hash=valid.content_hash,
             flags=valid.flags,
         )
-        score = _score(valid.data, self.protocol)
+        score = _score(valid.data, self.protocol, valid.canonical)
         version = new_row(
             DiaryEntryVersion,
             entry_id=entry.id,
