@@ -11,9 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -35,8 +34,10 @@ def field_errors(exc: ValidationError, prefix: Sequence[str | int] = ()) -> list
     ]
 
 
-@dataclass(frozen=True)
-class ValidEntry:
+class ValidEntry(NamedTuple):
+    """A valid entry (a tuple: built 500 times per sync batch, a frozen dataclass costs
+    twice as much)."""
+
     envelope: EntryEnvelope
     data: Payload
     diary_date: date
@@ -133,6 +134,8 @@ def validate_entry(
     assert offset is not None  # AwareDatetime
     try:
         local = recorded.astimezone(ZoneInfo(envelope.time_zone))
+        # In UTC, as ``now`` is: comparing datetimes of one tzinfo skips two utcoffset() calls.
+        instant = recorded.astimezone(UTC)
     except OverflowError as exc:
         raise InvalidInput(
             [
@@ -144,8 +147,9 @@ def validate_entry(
             ]
         ) from exc
     diary_date = local.date()
+    enrolled = participant.enrolled_date
     errors = date_rules(data, participant=participant, prefix=("data",))
-    if recorded > now + FUTURE_LIMIT:
+    if instant > now + FUTURE_LIMIT:
         errors.append(
             {
                 "loc": ["recorded_at"],
@@ -153,20 +157,20 @@ def validate_entry(
                 "type": "future",
             }
         )
-    if diary_date < participant.enrolled_date:
+    if diary_date < enrolled:
         errors.append(
             {
                 "loc": ["recorded_at"],
-                "msg": f"recorded before enrolment ({participant.enrolled_date})",
+                "msg": f"recorded before enrolment ({enrolled})",
                 "type": "before_enrolment",
             }
         )
     if errors:
         raise InvalidInput(errors)
     flags = []
-    if now - recorded > timedelta(hours=protocol.diary.late_after_hours):
+    if now - instant > timedelta(hours=protocol.diary.late_after_hours):
         flags.append("late")
-    if recorded > now + CLOCK_AHEAD_FLAG_AFTER:
+    if instant > now + CLOCK_AHEAD_FLAG_AFTER:
         flags.append("clock_ahead")
     if local.utcoffset() != offset:
         flags.append("offset_mismatch")
