@@ -96,7 +96,6 @@ class Insert:
         self.keys = keys
         self.head = f"INSERT INTO {target} ({names})"
         self.sql = f"{self.head} VALUES ({values})"
-        self.copy_sql = f"COPY {target} ({names}) FROM STDIN"
         #: PostgreSQL: every row of the group in one ``json`` parameter (see ``insert_json``);
         #: None when a column's type needs a conversion JSON does not give.
         self.json_sql = (
@@ -105,8 +104,8 @@ class Insert:
             if all(c.key == c.name and _json_ready(c.type) for c in columns)
             else None
         )
-        #: orjson writes NaN and Infinity as null (COPY would store them) and a naive datetime
-        #: without an offset (UTCDateTime refuses it): ``check_json`` refuses them first.
+        #: orjson writes NaN and Infinity as null (the parameter path stores them) and a naive
+        #: datetime without an offset (UTCDateTime refuses it): ``check_json`` refuses them.
         self.float_keys = tuple(c.key for c in columns if isinstance(c.type, sa.Float))
         self.datetime_keys = tuple(c.key for c in columns if isinstance(c.type, UTCDateTime))
         self.processors = [
@@ -190,7 +189,7 @@ def multi_insert(
     """All the rows, of several tables, as ONE statement (data-modifying CTEs): atomic on its
     own, so on an autocommit connection it needs no BEGIN or COMMIT. Foreign keys are checked
     at the end of the statement, so parents and children may go in together. For a few rows
-    (a single entry); many go in with COPY. None when there is nothing to insert.
+    (a single entry); many go in with ``insert_json``. None when there is nothing to insert.
 
     The statement uses PostgreSQL's own ``$n`` placeholders, for a ``psycopg.AsyncRawCursor``:
     psycopg parses ``%s``-style queries of more than 50 parameters on every execution (its
@@ -215,8 +214,7 @@ async def insert_json(
     for keys, group in _by_keys(rows).items():
         statement = insert_for(table, keys)
         if statement.json_sql is None:
-            await copy_rows(cursor, table, group)
-            continue
+            raise TypeError(f"{table.name}: a column's type is not written faithfully as JSON")
         statement.check_json(group)
         await cursor.execute(statement.json_sql, (Json(group, dumps=_dump_json),))
 
@@ -235,19 +233,6 @@ class AsRow:
 
     def __init__(self, model: Any) -> None:
         self.model = model
-
-
-async def copy_rows(
-    cursor: AsyncCursor[Any], table: sa.Table, rows: Sequence[dict[str, Any]]
-) -> None:
-    """PostgreSQL: COPY the rows in (text format; grouped by their keys), one round trip per
-    group."""
-    for keys, group in _by_keys(rows).items():
-        statement = insert_for(table, keys)
-        async with cursor.copy(statement.copy_sql) as copy:
-            for row in group:
-                values = statement.params(row)
-                await copy.write_row([values[k] for k in keys])
 
 
 class Query:

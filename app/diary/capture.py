@@ -14,8 +14,10 @@ The read and write phases, chosen by the database:
 - ``PostgresCapture``: psycopg's own pool, autocommit. A single entry is two statements: one
   SELECT with LEFT JOINs for every read, one INSERT with data-modifying CTEs for every row
   (atomic on its own; foreign keys are checked at the end of the statement). More than
-  ``BULK_FROM_ROWS`` rows (a sync batch, a day of intraday steps) go in inside a transaction,
-  one INSERT per table whose one parameter is all its rows as JSON (``rawsql.insert_json``).
+  ``BULK_FROM_ROWS`` rows (a sync batch, a day of intraday steps) go in as one INSERT per table
+  whose one parameter is all its rows as JSON (``rawsql.insert_json``), in one pipelined
+  transaction: BEGIN, the statements and COMMIT in one round trip (two with the safety
+  rules' reads).
   Statements come from the SQLAlchemy models, compiled once (app/core/rawsql.py).
 - ``SqliteCapture``: the same statements for SQLite on a dedicated sqlite3 connection,
   ``BEGIN IMMEDIATE`` ... ``COMMIT``, requests taking turns on an asyncio lock and running on
@@ -101,8 +103,6 @@ POOL_RECONNECT_SECONDS = 5.0
 #: Above this many rows a request's inserts go in as JSON, one statement per table
 #: (PostgreSQL; ``rawsql.insert_json``).
 BULK_FROM_ROWS = 64
-#: Up to this many rows, an entry with follow-ups is written in a pipeline (two round trips).
-FOLLOWUP_PIPELINE_ROWS = 16
 _IDLE = psycopg.pq.TransactionStatus.IDLE
 Existing = dict[uuid.UUID, tuple[DiaryEntry, DiaryEntryVersion]]
 
@@ -553,39 +553,32 @@ class PostgresCapture:
         return lambda p: studies_service.cached_definition(p.protocol_version_id)
 
     async def _write(self, conn: AsyncConnection[Any], decision: Decision) -> None:
-        """The connection is in autocommit mode. A few rows (a single entry): ONE multi-table
-        INSERT statement, atomic by itself, no BEGIN or COMMIT. Many (a sync batch, a day of
-        intraday steps): one JSON INSERT per table inside one transaction.
-
-        With follow-ups (the safety rules found something to look at): one transaction that
-        first takes the participant's advisory lock, then runs the follow-ups' reads in one
-        pipeline, then writes the entries and what the follow-ups decided, and their updates."""
-        if decision.followups and _rows(decision) <= FOLLOWUP_PIPELINE_ROWS:
+        """The connection is in autocommit mode. A few rows without follow-ups (a single
+        entry): ONE multi-table INSERT statement, atomic by itself, no BEGIN or COMMIT.
+        Otherwise one pipelined transaction (``_pipelined``)."""
+        if decision.followups or _rows(decision) > BULK_FROM_ROWS:
             await self._pipelined(conn, decision)
-        elif decision.followups:
-            async with conn.transaction():
-                extra = await self._followups(conn, decision.followups)
-                await self._insert(conn, decision, extra.parts)
-                await self._updates(conn, extra.updates)
-                _fault("before_commit", decision)
         else:
-            # Autocommit: the one INSERT (or the bulk transaction) is the commit.
+            # Autocommit: the one INSERT is the commit.
             _fault("before_commit", decision)
             await self._insert(conn, decision, [])
         _fault("after_commit", decision)
 
     async def _pipelined(self, conn: AsyncConnection[Any], decision: Decision) -> None:
-        """A single entry with follow-ups in two round trips: BEGIN, the advisory lock and the
-        reads (their results fetched with a flush), then the rows, the updates and COMMIT
-        (the pipeline's sync). BEGIN and COMMIT are sent by hand on the autocommit
-        connection: psycopg's ``transaction()`` inside a pipeline syncs after BEGIN and around
-        its block (five round trips). On any error the transaction is rolled back here; the
-        error itself (a unique violation: 409) propagates with its own type."""
+        """One transaction in one round trip, or two with follow-ups (the safety rules found
+        something to look at): BEGIN, the participant's advisory lock and the follow-ups'
+        reads (their results fetched with a flush), then the rows - one statement for a few,
+        one JSON INSERT per table for many (a sync batch, a day of intraday steps) - what the
+        follow-ups decided, their updates and COMMIT (the pipeline's sync). BEGIN and COMMIT
+        are sent by hand on the autocommit connection: psycopg's ``transaction()`` inside a
+        pipeline syncs after BEGIN and around its block (five round trips). On any error the
+        transaction is rolled back here; the error itself (a unique violation: 409)
+        propagates with its own type."""
         try:
             async with conn.pipeline():
                 await conn.execute("BEGIN")
                 extra = await self._followups(conn, decision.followups, own_pipeline=False)
-                await self._insert(conn, decision, extra.parts, bulk=False)
+                await self._insert(conn, decision, extra.parts)
                 await self._updates(conn, extra.updates)
                 _fault("before_commit", decision)
                 await conn.execute("COMMIT")
@@ -640,11 +633,10 @@ class PostgresCapture:
         conn: AsyncConnection[Any],
         decision: Decision,
         extra: list[tuple[sa.Table, list[dict[str, Any]]]],
-        *,
-        bulk: bool = True,
     ) -> None:
-        """``bulk=False``: one multi-row INSERT statement whatever the count (inside a
-        pipeline, where the bulk path's transaction block is not used)."""
+        """The decision's rows and ``extra``: one multi-row INSERT statement for up to
+        ``BULK_FROM_ROWS`` rows, one JSON INSERT per table above. Each is one statement, so
+        this runs alone (autocommit) or queued in the caller's pipeline."""
         parts = list(decision.rows)
         if decision.idempotency_insert is not None:
             parts.append((_IDEMPOTENCY_TABLE, [decision.idempotency_insert]))
@@ -656,15 +648,14 @@ class PostgresCapture:
                 await cursor.execute(
                     "DELETE FROM idempotency_record WHERE id = %s", (decision.idempotency_delete,)
                 )
-            if not bulk or sum(len(rows) for _, rows in parts) <= BULK_FROM_ROWS:
-                statement = rawsql.multi_insert(parts)
-                if statement is not None:
-                    async with psycopg.AsyncRawCursor(conn) as raw:
-                        await raw.execute(*statement)
-                return
-            async with conn.transaction():
+            if sum(len(rows) for _, rows in parts) > BULK_FROM_ROWS:
                 for table, rows in parts:
                     await rawsql.insert_json(cursor, table, rows)
+                return
+        statement = rawsql.multi_insert(parts)
+        if statement is not None:
+            async with psycopg.AsyncRawCursor(conn) as raw:
+                await raw.execute(*statement)
 
     async def _read(
         self,

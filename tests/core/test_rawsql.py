@@ -1,8 +1,9 @@
 """app/core/rawsql.py: the bulk writes of the capture paths store exactly the values given.
 
 ``insert_json`` (a sync batch's rows, every row of a table in one JSON parameter expanded by
-``json_populate_recordset``) must store what ``copy_rows`` (COPY, the columns' own bind
-processors) stores, for every column type the tables use, and refuse what COPY refuses.
+``json_populate_recordset``) must store what ``multi_insert`` (a single entry's rows: one
+parameter per value, through the columns' own bind processors) stores, for every column type
+the tables use, and refuse what it refuses.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import pytest
@@ -46,8 +47,9 @@ _TABLE = sa.Table(
 
 
 def test_every_column_of_the_schema_goes_through_json() -> None:
-    """No table falls back to COPY unnoticed: every column type of the models is one whose
-    values JSON carries exactly (a new type must be checked and added to ``_JSON_READY``)."""
+    """Every column type of the models is one whose values JSON carries exactly, so every table
+    can be bulk-written (a new type must be checked and added to ``_JSON_READY``;
+    ``insert_json`` refuses a table that has another)."""
     import app.main  # noqa: F401  (every model registered)
 
     unready = [
@@ -70,6 +72,19 @@ def test_a_converting_type_decorator_is_not_json_ready() -> None:
 
     assert not rawsql._json_ready(Upper())
     assert rawsql._json_ready(UTCDateTime())
+
+
+def test_a_table_with_an_unchecked_type_is_refused() -> None:
+    class Upper(sa.types.TypeDecorator[str]):
+        impl = sa.String()
+        cache_ok = True
+
+        def process_bind_param(self, value: Any, dialect: Any) -> Any:
+            return value.upper() if value is not None else None
+
+    table = sa.Table("rawsql_unready", sa.MetaData(), sa.Column("name", Upper()))
+    with pytest.raises(TypeError, match="rawsql_unready"):
+        asyncio.run(rawsql.insert_json(cast(Any, None), table, [{"name": "x"}]))
 
 
 def test_a_naive_datetime_is_refused_not_guessed() -> None:
@@ -117,7 +132,10 @@ async def _store(rows: list[dict[str, Any]], how: str) -> list[tuple[Any, ...]]:
             if how == "json":
                 await rawsql.insert_json(cursor, _TABLE, rows)
             else:
-                await rawsql.copy_rows(cursor, _TABLE, rows)
+                statement = rawsql.multi_insert([(_TABLE, rows)])
+                assert statement is not None
+                async with psycopg.AsyncRawCursor(conn) as raw:
+                    await raw.execute(*statement)
             await cursor.execute(
                 "SELECT id, text, count, big, value, flag, day, at, doc, other, filled"
                 " FROM rawsql_probe ORDER BY id"
@@ -163,13 +181,13 @@ def _row() -> st.SearchStrategy[dict[str, Any]]:
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(rows=st.lists(_row(), min_size=1, max_size=6, unique_by=lambda r: r["id"]))
-def test_json_stores_what_copy_stores(probe: None, rows: list[dict[str, Any]]) -> None:
+def test_json_stores_what_parameters_store(probe: None, rows: list[dict[str, Any]]) -> None:
     """Rows with different key sets go in as separate groups; left-out columns get their
-    defaults; every value comes back as COPY stores it (floats to the bit, datetimes to the
+    defaults; every value comes back as parameters store it (floats to the bit, datetimes to the
     microsecond, nested JSON with any text)."""
     by_json = asyncio.run(_store(rows, "json"))
-    by_copy = asyncio.run(_store(rows, "copy"))
-    assert by_json == by_copy
+    by_parameters = asyncio.run(_store(rows, "parameters"))
+    assert by_json == by_parameters
     assert len(by_json) == len(rows)
     stored = {row[0]: row for row in by_json}
     for row in rows:
