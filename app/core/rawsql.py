@@ -72,6 +72,23 @@ def _json_ready(type_: sa.types.TypeEngine[Any]) -> bool:
     return isinstance(type_, _JSON_READY)
 
 
+_NOT_FLOAT = frozenset({str, int, bool, type(None)})
+
+
+def _finite(value: Any) -> bool:
+    """No NaN or Infinity anywhere in a JSON value (orjson would write them as null)."""
+    kind = type(value)
+    if kind in _NOT_FLOAT:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if kind is dict:
+        return all(type(v) in _NOT_FLOAT or _finite(v) for v in value.values())
+    if kind is list or kind is tuple:
+        return all(type(v) in _NOT_FLOAT or _finite(v) for v in value)
+    return True  # not a JSON value: orjson refuses it or ``_json_default`` converts it
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
@@ -108,14 +125,16 @@ class Insert:
         #: datetime without an offset (UTCDateTime refuses it): ``check_json`` refuses them.
         self.float_keys = tuple(c.key for c in columns if isinstance(c.type, sa.Float))
         self.datetime_keys = tuple(c.key for c in columns if isinstance(c.type, UTCDateTime))
+        self.json_keys = tuple(c.key for c in columns if isinstance(c.type, sa.JSON))
         self.processors = [
             (k, p) for k, c in zip(keys, columns, strict=True) if (p := _bind(c.type, dialect))
         ]
 
     def check_json(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Refuse what ``_dump_json`` would not store faithfully: a non-finite number (input
-        validation refuses them before any row is built) or a naive datetime (an instant
-        without an offset is ambiguous; a programming error)."""
+        """Refuse what ``_dump_json`` would not store faithfully: a non-finite number, in a
+        column or inside a JSON value (input validation refuses them before any row is
+        built), or a naive datetime (an instant without an offset is ambiguous; a
+        programming error)."""
         for key in self.float_keys:
             for row in rows:
                 value = row[key]
@@ -126,6 +145,10 @@ class Insert:
                 value = row[key]
                 if value is not None and value.utcoffset() is None:
                     raise ValueError(f"{key}: naive datetime stored; give it a time zone")
+        for key in self.json_keys:
+            for row in rows:
+                if not _finite(row[key]):
+                    raise ValueError(f"{key}: a JSON value holds a non-finite number")
 
     def params(self, row: dict[str, Any]) -> dict[str, Any]:
         if not self.processors:

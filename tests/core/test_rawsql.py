@@ -104,6 +104,11 @@ def test_non_finite_numbers_are_refused(value: float) -> None:
     statement.check_json([{"id": uuid.uuid4(), "value": 37.5}, {"id": uuid.uuid4(), "value": None}])
     with pytest.raises(ValueError, match="not a finite number"):
         statement.check_json([{"id": uuid.uuid4(), "value": value}])
+    documents = rawsql.insert_for(_TABLE, ("id", "doc"))
+    documents.check_json([{"id": uuid.uuid4(), "doc": {"a": [1, 2.5, {"b": None}]}}])
+    for doc in ({"t": value}, [1, {"x": [value]}], value):
+        with pytest.raises(ValueError, match="non-finite"):
+            documents.check_json([{"id": uuid.uuid4(), "doc": doc}])
 
 
 def _psycopg_url() -> str:
