@@ -72,21 +72,26 @@ def _json_ready(type_: sa.types.TypeEngine[Any]) -> bool:
     return isinstance(type_, _JSON_READY)
 
 
-_NOT_FLOAT = frozenset({str, int, bool, type(None)})
-
-
 def _finite(value: Any) -> bool:
-    """No NaN or Infinity anywhere in a JSON value (orjson would write them as null)."""
+    """No NaN or Infinity anywhere in a JSON value (orjson would write them as null). Loops,
+    not generators: it runs over every JSON column of every bulk row."""
     kind = type(value)
-    if kind in _NOT_FLOAT:
-        return True
     if kind is float:
         return math.isfinite(value)
     if kind is dict:
-        return all(type(v) in _NOT_FLOAT or _finite(v) for v in value.values())
-    if kind is list or kind is tuple:
-        return all(type(v) in _NOT_FLOAT or _finite(v) for v in value)
-    return True  # not a JSON value: orjson refuses it or ``_json_default`` converts it
+        members: Any = value.values()
+    elif kind is list or kind is tuple:
+        members = value
+    else:
+        return True
+    for member in members:
+        kind = type(member)
+        if kind is float:
+            if not math.isfinite(member):
+                return False
+        elif (kind is dict or kind is list or kind is tuple) and not _finite(member):
+            return False
+    return True
 
 
 def _json_default(value: Any) -> Any:

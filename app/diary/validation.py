@@ -67,7 +67,7 @@ def _orjson_writes_the_same(value: Any) -> bool:
     """Whether orjson writes ``value`` byte for byte as ``reference_hash_text`` does. It does
     for strings, booleans, null, integers it can write (64-bit) and floats, except floats of
     magnitude below 1e-4, which the standard library writes with an exponent (``1e-05``) and
-    orjson without (``0.00001``)."""
+    orjson without (``0.00001``). Loops, not generators: it runs for every entry."""
     kind = type(value)
     if kind in _ALWAYS_THE_SAME:
         return True
@@ -76,12 +76,17 @@ def _orjson_writes_the_same(value: Any) -> bool:
     if kind is int:
         return bool(-(2**63) <= value < 2**64)
     if kind is dict:
-        return all(
-            type(k) is str and (type(v) in _ALWAYS_THE_SAME or _orjson_writes_the_same(v))
-            for k, v in value.items()
-        )
+        for key, member in value.items():
+            if type(key) is not str:
+                return False
+            if type(member) not in _ALWAYS_THE_SAME and not _orjson_writes_the_same(member):
+                return False
+        return True
     if kind is list:
-        return all(type(v) in _ALWAYS_THE_SAME or _orjson_writes_the_same(v) for v in value)
+        for member in value:
+            if type(member) not in _ALWAYS_THE_SAME and not _orjson_writes_the_same(member):
+                return False
+        return True
     return False
 
 
