@@ -62,27 +62,23 @@ def test_every_column_of_the_schema_goes_through_json() -> None:
     assert rawsql.insert_for(_TABLE, ("id", "text")).json_sql is not None
 
 
+class _Upper(sa.types.TypeDecorator[str]):
+    """A type that converts on the way in: JSON would skip its conversion."""
+
+    impl = sa.String()
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        return value.upper() if value is not None else None
+
+
 def test_a_converting_type_decorator_is_not_json_ready() -> None:
-    class Upper(sa.types.TypeDecorator[str]):
-        impl = sa.String()
-        cache_ok = True
-
-        def process_bind_param(self, value: Any, dialect: Any) -> Any:
-            return value.upper() if value is not None else None
-
-    assert not rawsql._json_ready(Upper())
+    assert not rawsql._json_ready(_Upper())
     assert rawsql._json_ready(UTCDateTime())
 
 
 def test_a_table_with_an_unchecked_type_is_refused() -> None:
-    class Upper(sa.types.TypeDecorator[str]):
-        impl = sa.String()
-        cache_ok = True
-
-        def process_bind_param(self, value: Any, dialect: Any) -> Any:
-            return value.upper() if value is not None else None
-
-    table = sa.Table("rawsql_unready", sa.MetaData(), sa.Column("name", Upper()))
+    table = sa.Table("rawsql_unready", sa.MetaData(), sa.Column("name", _Upper()))
     with pytest.raises(TypeError, match="rawsql_unready"):
         asyncio.run(rawsql.insert_json(cast(Any, None), table, [{"name": "x"}]))
 
