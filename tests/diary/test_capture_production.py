@@ -26,12 +26,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from app.audit.models import AuditEvent
+from app.core import rawsql
 from app.core.config import get_settings
 from app.diary import service as diary_service
 from app.diary.capture import PostgresCapture, SqliteCapture
 from app.diary.models import DiaryConflict, DiaryEntry, DiaryEntryVersion, StepInterval
 from app.main import create_app
 from app.participants.models import Participant
+from tests.conftest import IS_POSTGRES
 from tests.factories import bearer, create_participant, create_study, participant_token
 from tests.scratch_database import scratch_engines
 
@@ -124,11 +126,17 @@ def test_an_acknowledged_entry_and_batch_are_committed(
     assert _stored(scratch_engine, participant) == (21, 21, audits_before + 21)
 
 
+@pytest.mark.parametrize(
+    "entries",
+    [5, 30],
+    ids=["one statement", "bulk: a JSON insert per table in one pipelined transaction"],
+)
 def test_a_server_fault_mid_batch_commits_nothing(
     client: TestClient,
     scratch_engine: Engine,
     participant: Participant,
     monkeypatch: pytest.MonkeyPatch,
+    entries: int,
 ) -> None:
     headers = bearer(participant_token(participant))
     before = _stored(scratch_engine, participant)
@@ -143,10 +151,20 @@ def test_a_server_fault_mid_batch_commits_nothing(
         return [*rows, (table, [dict(last[0])])]
 
     monkeypatch.setattr(diary_service.Ingestor, "staged", poisoned)
+    bulk = {"n": 0}
+    insert_json = rawsql.insert_json
+
+    async def counted(*args: Any) -> None:
+        bulk["n"] += 1
+        await insert_json(*args)
+
+    monkeypatch.setattr(rawsql, "insert_json", counted)
     response = client.post(
-        "/app/v1/diary/sync", json={"entries": [_entry() for _ in range(5)]}, headers=headers
+        "/app/v1/diary/sync", json={"entries": [_entry() for _ in range(entries)]}, headers=headers
     )
     assert calls["n"] == 1
+    # PostgreSQL: the larger batch went the bulk way (the poisoned last table's insert fails).
+    assert (bulk["n"] > 0) == (IS_POSTGRES and entries == 30)
     assert response.status_code == 409
     assert response.headers["content-type"].startswith("application/problem+json")
     assert "Traceback" not in response.text
