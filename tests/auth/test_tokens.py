@@ -461,3 +461,71 @@ def test_suite_signs_with_the_secret_the_app_uses(client: TestClient) -> None:
     """Guard for the suite itself: tokens signed here with get_settings() are the app's own."""
     assert client.app.state.settings.jwt_secret == get_settings().jwt_secret  # type: ignore[attr-defined]
     assert client.app.state.settings.jwt_kid == get_settings().jwt_kid  # type: ignore[attr-defined]
+
+
+# --- verified tokens are remembered, never beyond what a full verification accepts -----------
+
+
+def test_a_remembered_token_is_checked_for_expiry_and_not_before_on_every_use(
+    frozen: time_machine.Traveller,
+) -> None:
+    """verify_token remembers a token that passed; the next use skips the signature work but
+    still refuses it once ``exp`` (plus the leeway) has passed, as python-jose would."""
+    from app.auth.tokens import TokenError, verify_token
+
+    keys = ring()
+    token = signed(claims("participant-1", APP_AUDIENCE, now=NOW, nbf=NOW + 20, exp=NOW + 600))
+    assert verify_token(keys, token, audience=APP_AUDIENCE)["sub"] == "participant-1"
+    assert len(keys.verified) == 1
+    returned = verify_token(keys, token, audience=APP_AUDIENCE)
+    returned["sub"] = "someone else"  # a copy: the remembered claims stay as verified
+    assert verify_token(keys, token, audience=APP_AUDIENCE)["sub"] == "participant-1"
+    frozen.shift(600 + 30)  # exp + leeway: still accepted, as python-jose accepts it
+    assert verify_token(keys, token, audience=APP_AUDIENCE)["sub"] == "participant-1"
+    frozen.shift(1)
+    with pytest.raises(TokenError):
+        verify_token(keys, token, audience=APP_AUDIENCE)
+    assert keys.verified == {}
+    with pytest.raises(TokenError):  # and it stays refused
+        verify_token(keys, token, audience=APP_AUDIENCE)
+
+    # nbf: a token not yet valid is never remembered; at nbf - leeway it passes.
+    early = signed(claims("participant-2", APP_AUDIENCE, now=NOW, nbf=NOW + 3600, exp=NOW + 9000))
+    with pytest.raises(TokenError):
+        verify_token(keys, early, audience=APP_AUDIENCE)
+    assert len(keys.verified) == 0
+
+
+def test_a_remembered_token_does_not_pass_for_another_audience_or_a_changed_signature(
+    frozen: time_machine.Traveller,
+) -> None:
+    from app.auth.tokens import TokenError, verify_token
+
+    keys = ring()
+    token = signed(claims("participant-1", APP_AUDIENCE, now=NOW))
+    verify_token(keys, token, audience=APP_AUDIENCE)
+    with pytest.raises(TokenError):
+        verify_token(keys, token, audience=PORTAL_AUDIENCE)
+    head, payload, signature = token.split(".")
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
+    with pytest.raises(TokenError):
+        verify_token(keys, f"{head}.{payload}.{flipped}", audience=APP_AUDIENCE)
+    # A remembered token is bound to the leeway it passed with, too.
+    late = signed(claims("participant-3", APP_AUDIENCE, now=NOW - 620))  # exp 20 s ago
+    verify_token(keys, late, audience=APP_AUDIENCE, leeway=30)
+    with pytest.raises(TokenError):
+        verify_token(keys, late, audience=APP_AUDIENCE, leeway=10)
+
+
+def test_the_memory_of_verified_tokens_is_bounded(
+    frozen: time_machine.Traveller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.auth import tokens
+
+    monkeypatch.setattr(tokens, "VERIFIED_TOKENS_MAX", 3)
+    keys = ring()
+    for n in range(7):
+        tokens.verify_token(
+            keys, signed(claims(f"p-{n}", APP_AUDIENCE, now=NOW)), audience=APP_AUDIENCE
+        )
+        assert len(keys.verified) <= 3
