@@ -29,7 +29,7 @@ from app.audit.service import Actor
 from app.core import followups
 from app.core.errors import Conflict, InvalidInput
 from app.core.models import utcnow
-from app.core.rows import Row, model_of, new_row
+from app.core.rows import Row, fields_of, model_of, new_row
 from app.diary.models import (
     DiaryConflict,
     DiaryEntry,
@@ -95,10 +95,8 @@ def _typed_rows(
 ) -> list[Any]:
     """The kind's typed rows: ``Row`` values for bulk inserts by default, or (``make=_orm``)
     table objects for a session."""
-    if isinstance(version, Row):  # item access: a Row's attributes are a failed lookup first
-        pid, vid, items = version["participant_id"], version["id"], version["data"]
-    else:
-        pid, vid, items = version.participant_id, version.id, version.data
+    v = fields_of(version, ("participant_id", "id", "data"))
+    pid, vid, items = v["participant_id"], v["id"], v["data"]
     if isinstance(data, MgAdlData):
         assert score is not None
         return [
